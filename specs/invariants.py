@@ -1,0 +1,193 @@
+"""The invariant catalogue: RFC-grounded checks over (plan, observation).
+
+Each invariant is data -- id, RFC sections, strength, rationale in our own
+words -- plus a pure check.  Reports and docs are generated from `CATALOGUE`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import getaddresses, parseaddr
+from typing import Literal
+
+from specs.model import ExpectedCopy, Plan
+from specs.observation import Observation, ObservedCopy
+
+
+@dataclass(frozen=True)
+class Violation:
+    invariant: str
+    mailbox: str
+    detail: str
+
+
+Check = Callable[[Plan, Observation], list[Violation]]
+
+
+@dataclass(frozen=True)
+class Invariant:
+    id: str
+    rfc: tuple[str, ...]
+    strength: Literal["MUST", "SHOULD"]
+    summary: str
+    rationale: str
+    check: Check
+
+
+def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
+    """Expected copies whose every transaction the SUT accepted for a recipient leading there."""
+    return [e for e in plan.expected
+            if all(observation.accepted.get(tx, frozenset()) & rcpts for tx, rcpts in e.requires)]
+
+
+def _matched(plan: Plan, observation: Observation) -> list[tuple[ObservedCopy, ExpectedCopy]]:
+    by_key = {(e.mailbox, e.path): e for e in plan.expected}
+    return [(c, by_key[c.mailbox, c.path]) for c in observation.copies
+            if (c.mailbox, c.path) in by_key]
+
+
+def _copy_per_path(plan: Plan, observation: Observation) -> list[Violation]:
+    present = Counter((c.mailbox, c.path) for c in observation.copies)
+    notices = Counter((n.mailbox, r, n.message_id) for n in observation.notices for r in n.recipients)
+    violations = []
+    for e in owed(plan, observation):
+        if present[e.mailbox, e.path]:
+            present[e.mailbox, e.path] -= 1
+            continue
+        notice = (e.return_path.lower(), e.mailbox.lower(), e.message_id)
+        if notices[notice]:
+            notices[notice] -= 1
+            continue
+        violations.append(Violation("copy-per-path", e.mailbox, (
+            f"no copy by path {e.path} ({' -> '.join(e.route)}), which the SUT accepted,"
+            f" and no failure notice to {e.return_path}")))
+    return violations
+
+
+def _no_phantom_copies(plan: Plan, observation: Observation) -> list[Violation]:
+    owed_count = Counter((e.mailbox, e.path) for e in owed(plan, observation))
+    seen = Counter((c.mailbox, c.path) for c in observation.copies)
+    violations = []
+    for (mailbox, path), count in sorted(seen.items(), key=str):
+        extra = count - owed_count[mailbox, path]
+        if extra > 0:
+            what = f"path {path}" if path else "no path the suite sent"
+            violations.append(Violation("no-phantom-copies", mailbox,
+                                        f"{extra} copy/copies more than owed by {what}"))
+    return violations
+
+
+def _message_id_preserved(plan: Plan, observation: Observation) -> list[Violation]:
+    return [Violation("message-id-preserved", c.mailbox,
+                      f"copy by path {c.path} has Message-ID {c.values('Message-ID')},"
+                      f" sent as {e.message_id}")
+            for c, e in _matched(plan, observation) if c.values("Message-ID") != [e.message_id]]
+
+
+def _bcc_not_disclosed(plan: Plan, observation: Observation) -> list[Violation]:
+    allowed = {(e.mailbox, e.path) for e in plan.expected if e.may_show_bcc}
+    violations = []
+    for c in observation.copies:
+        shown = {a.lower() for _, a in getaddresses(c.values("Bcc")) if a}
+        if shown and (c.mailbox, c.path) not in allowed:
+            violations.append(Violation("bcc-not-disclosed", c.mailbox,
+                                        f"copy by path {c.path} shows Bcc {sorted(shown)}"))
+    return violations
+
+
+def _trace_prepend_only(plan: Plan, observation: Observation) -> list[Violation]:
+    expected_mailboxes = {e.mailbox for e in plan.expected}
+    violations = [Violation("trace-prepend-only", c.mailbox,
+                            "copy carries none of the Received fields the suite's hops prepended")
+                  for c in observation.copies if c.path is None and c.mailbox in expected_mailboxes]
+    for c, e in _matched(plan, observation):
+        received = c.values("Received")
+        sent = [" ".join(t.split()) for t in e.trace]
+        if received[-len(sent):] != sent:
+            violations.append(Violation("trace-prepend-only", c.mailbox, (
+                f"copy by path {c.path}: the Received fields sent were not kept below the new"
+                f" ones in order ({len(sent)} sent, {len(received)} found)")))
+    return violations
+
+
+def _return_path(plan: Plan, observation: Observation) -> list[Violation]:
+    violations = []
+    for c, e in _matched(plan, observation):
+        found = [parseaddr(v)[1].lower() for v in c.values("Return-Path")]
+        if found[:1] != [e.return_path.lower()]:
+            violations.append(Violation("return-path-is-last-envelope-sender", c.mailbox,
+                                        f"copy by path {c.path} has Return-Path {found},"
+                                        f" last MAIL FROM was <{e.return_path}>"))
+    return violations
+
+
+def _resent_keeps_message_id(plan: Plan, observation: Observation) -> list[Violation]:
+    violations = []
+    for c, e in _matched(plan, observation):
+        if not e.resent:
+            continue
+        kept = c.values("Message-ID") == [e.message_id] and bool(c.values("Resent-From"))
+        if e.resent_message_id:
+            kept = kept and e.resent_message_id in c.values("Resent-Message-ID")
+        if not kept:
+            violations.append(Violation("resent-keeps-message-id", c.mailbox, (
+                f"resent copy by path {c.path} has Message-ID {c.values('Message-ID')},"
+                f" Resent-Message-ID {c.values('Resent-Message-ID')}; sent as {e.message_id},"
+                f" {e.resent_message_id}")))
+    return violations
+
+
+CATALOGUE: tuple[Invariant, ...] = (
+    Invariant(
+        "copy-per-path", ("RFC 5321 §4.1.1.4", "RFC 5321 §6.1", "RFC 5321 §6.2", "RFC 5321 §3.9"),
+        "MUST", "Every accepted delivery path leaves a copy in its mailbox, or a failure notice.",
+        "A 250 after the final dot moves responsibility for the message to the server: from then"
+        " on it either delivers or tells the sender it could not. Two paths that carry the same"
+        " Message-ID (a Bcc to oneself and a list's copy, a resend, a retransmission) are still"
+        " two accepted deliveries; treating the second as a duplicate and discarding it is the"
+        " silent loss the RFC rules out. Only fraud judged with very high confidence may vanish.",
+        _copy_per_path),
+    Invariant(
+        "no-phantom-copies", ("RFC 5321 §3.9", "RFC 5321 §3.5.4", "RFC 1047"),
+        "SHOULD", "Without injected faults, a mailbox holds exactly one copy per path.",
+        "Recipients repeated inside one transaction (To and Cc, or an alias that reaches the same"
+        " user twice) are one path and merit one copy. Duplicates are the accepted price of a lost"
+        " reply after the dot; when no link failed, an extra copy means the server invented one.",
+        _no_phantom_copies),
+    Invariant(
+        "message-id-preserved", ("RFC 5322 §3.6.4", "RFC 5321 §3.9.2"),
+        "MUST", "Every copy carries the Message-ID its originator gave it.",
+        "The Message-ID names the message, not one delivery of it: relays, lists and resenders all"
+        " keep it, which is why the same id can reach a mailbox twice. A hop that replaces it"
+        " breaks threading and every reference to the message.",
+        _message_id_preserved),
+    Invariant(
+        "bcc-not-disclosed", ("RFC 5322 §3.6.3", "RFC 5321 §7.2"),
+        "MUST", "Blind recipients never appear in the copies other recipients receive.",
+        "The originator's agent may strip the Bcc field, send Bcc recipients their own copies that"
+        " may show it, or leave it empty; under every one of those treatments the To and Cc"
+        " recipients never learn who else was blind-copied.",
+        _bcc_not_disclosed),
+    Invariant(
+        "trace-prepend-only", ("RFC 5321 §4.4", "RFC 5321 §6.3"),
+        "MUST", "Received fields are only ever prepended; earlier ones survive in order.",
+        "Each server handling a message adds its own trace field on top and leaves the ones below"
+        " untouched: they are how loops are detected and how a delivery is explained later.",
+        _trace_prepend_only),
+    Invariant(
+        "return-path-is-last-envelope-sender", ("RFC 5321 §4.4", "RFC 5321 §3.9.2"),
+        "MUST", "Final delivery records the last hop's MAIL FROM as Return-Path.",
+        "The server that files a message writes the reverse-path of the transaction that brought"
+        " it; for a list's copy that is the list's administrative address, not the author.",
+        _return_path),
+    Invariant(
+        "resent-keeps-message-id", ("RFC 5322 §3.6.6", "RFC 5322 §3.6.4"),
+        "MUST", "A resent copy keeps the original Message-ID and its Resent block.",
+        "Resending prepends an informational Resent block and changes nothing else, so the"
+        " original Message-ID stays; a Resent-Message-ID, when given, identifies only the resend.",
+        _resent_keeps_message_id),
+)
+
+BY_ID = {invariant.id: invariant for invariant in CATALOGUE}

@@ -1,0 +1,112 @@
+"""What a SUT did: the replies it gave, the copies it filed, the notices it sent."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage, Message
+from functools import cached_property
+
+_ADDRESS = re.compile(r";\s*<?([^<>\s;]+@[^<>\s;]+)>?")
+
+
+@dataclass(frozen=True)
+class ObservedCopy:
+    mailbox: str
+    raw: bytes
+    path: str | None
+    """The topmost suite transaction id in the copy's trace, if any."""
+
+    @cached_property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.raw, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+    def values(self, name: str) -> list[str]:
+        return [_unfold(str(v)) for v in self.message.get_all(name, [])]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A delivery-failure notice (RFC 3464) found in a mailbox the suite reads."""
+
+    mailbox: str
+    recipients: frozenset[str]
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    copies: tuple[ObservedCopy, ...]
+    notices: tuple[Notice, ...] = ()
+    accepted: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Injection id -> envelope recipients the SUT took responsibility for (2xx at the dot)."""
+    replies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Injection id -> recipient -> the SUT's last reply, for reports."""
+
+    def copies_in(self, mailbox: str) -> list[ObservedCopy]:
+        return [c for c in self.copies if c.mailbox == mailbox]
+
+
+def observe(mailboxes: Mapping[str, list[bytes]], trace_id: re.Pattern[str],
+            accepted: Mapping[str, frozenset[str]],
+            replies: Mapping[str, Mapping[str, str]] | None = None) -> Observation:
+    """Sort what the mailboxes hold into copies and failure notices."""
+    copies: list[ObservedCopy] = []
+    notices: list[Notice] = []
+    for mailbox, raws in mailboxes.items():
+        for raw in raws:
+            notice = _as_notice(mailbox, raw)
+            if notice:
+                notices.append(notice)
+            else:
+                copies.append(ObservedCopy(mailbox, raw, _path(raw, trace_id)))
+    return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))
+
+
+def _path(raw: bytes, trace_id: re.Pattern[str]) -> str | None:
+    parsed = message_from_bytes(raw, policy=policy.default)
+    for received in parsed.get_all("Received", []):
+        found = trace_id.search(_unfold(str(received)))
+        if found:
+            return found.group(1)
+    return None
+
+
+def _as_notice(mailbox: str, raw: bytes) -> Notice | None:
+    parsed = message_from_bytes(raw, policy=policy.default)
+    if parsed.get_content_type() != "multipart/report":
+        return None
+    if parsed.get_param("report-type") != "delivery-status":
+        return None
+    recipients: set[str] = set()
+    message_id = None
+    for part in parsed.walk():
+        kind = part.get_content_type()
+        if kind == "message/delivery-status":
+            for block in part.get_payload():
+                assert isinstance(block, Message)
+                for name in ("Final-Recipient", "Original-Recipient"):
+                    found = _ADDRESS.search(str(block.get(name, "")))
+                    if found:
+                        recipients.add(found.group(1).lower())
+        elif kind in ("message/rfc822", "text/rfc822-headers"):
+            message_id = message_id or _returned_message_id(part)
+    return Notice(mailbox, frozenset(recipients), message_id)
+
+
+def _returned_message_id(part: Message) -> str | None:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload:
+        returned = payload[0]
+    else:
+        returned = message_from_bytes(part.get_payload(decode=True) or b"", policy=policy.default)
+    value = returned.get("Message-ID")
+    return _unfold(str(value)) if value else None
+
+
+def _unfold(value: str) -> str:
+    return " ".join(value.split())

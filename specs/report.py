@@ -1,0 +1,51 @@
+"""The conformance report: one outcome per invariant, with its shrunk counterexample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from specs.invariants import CATALOGUE
+
+Outcome = Literal["passed", "failed", "skipped", "error"]
+_WORST_FIRST: tuple[Outcome, ...] = ("error", "failed", "passed", "skipped")
+
+
+@dataclass
+class Report:
+    sut: str
+    transport: str = ""
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    counterexamples: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def record(self, invariant: str, outcome: Outcome,
+               counterexample: dict[str, Any] | None = None) -> None:
+        """Keep the worst outcome seen for an invariant (a test may run in several phases)."""
+        previous = self.outcomes.get(invariant, "skipped")
+        if _WORST_FIRST.index(outcome) <= _WORST_FIRST.index(previous):
+            self.outcomes[invariant] = outcome
+        if counterexample:
+            self.counterexamples[invariant] = counterexample
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sut": self.sut,
+            "transport": self.transport,
+            "invariants": [{
+                "id": inv.id,
+                "rfc": list(inv.rfc),
+                "strength": inv.strength,
+                "outcome": self.outcomes.get(inv.id, "skipped"),
+                "counterexample": self.counterexamples.get(inv.id),
+            } for inv in CATALOGUE],
+        }
+
+    def table(self) -> list[str]:
+        """A plain-text conformance table for the terminal."""
+        width = max(len(inv.id) for inv in CATALOGUE)
+        marks = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
+        lines = [f"mailconform: {self.sut} ({self.transport})"]
+        for inv in CATALOGUE:
+            outcome = self.outcomes.get(inv.id, "skipped")
+            lines.append(f"  {marks[outcome]:<5} {inv.id:<{width}}  {inv.strength:<6} {', '.join(inv.rfc)}")
+        return lines

@@ -1,0 +1,83 @@
+"""Hypothesis strategies for symbolic delivery scenarios.
+
+Worlds are small on purpose: with one to three local users, a list or two and
+short recipient lists, the overlaps that break duplicate-suppressing stores
+(a poster on his own list, Bcc to oneself, a user reached by a list and an
+alias) come up in a good share of examples rather than once in a thousand.
+Symbols are drawn with `sampled_from`, which shrinks toward the first one, so a
+failure shrinks to u1, L1, m1.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from specs.scenario import BccMode, Event, MailingList, Resend, Scenario, SendAgain, Submit, World
+
+BCC_MODES: tuple[BccMode, ...] = ("strip", "separate", "empty")
+MESSAGE_ID_KEYS = ("k1", "k2")
+DATES = ("d1", "d2")
+BODIES = ("b1", "b2")
+
+
+def _symbols(prefix: str, count: int) -> tuple[str, ...]:
+    return tuple(f"{prefix}{n}" for n in range(1, count + 1))
+
+
+def _some(pool: tuple[str, ...], max_size: int, min_size: int = 0) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size).map(tuple)
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> World:
+    """A world around the SUT's domain: local and remote users, lists, aliases, forwards."""
+    local = _symbols("u", draw(st.integers(1, 3)))
+    remote = _symbols("r", draw(st.integers(0, 2)))
+    aliases = tuple((a, draw(st.lists(st.sampled_from(local), min_size=1, max_size=2, unique=True)
+                            .map(tuple)))
+                    for a in _symbols("a", draw(st.integers(0, 1))))
+    forwards = tuple((f, draw(st.sampled_from(local))) for f in _symbols("f", draw(st.integers(0, 1))))
+    members = local + remote + tuple(a for a, _ in aliases) + tuple(f for f, _ in forwards)
+    lists = tuple(
+        MailingList(name, draw(st.lists(st.sampled_from(members), min_size=1, max_size=3, unique=True)
+                               .map(tuple)), draw(st.booleans().map(lambda b: not b)))
+        for name in _symbols("L", draw(st.integers(0, 2))))
+    return World(local, remote, lists, aliases, forwards)
+
+
+def _addressable(world: World) -> tuple[str, ...]:
+    return (world.local_users + tuple(lst.name for lst in world.lists) + world.remote_users
+            + tuple(a for a, _ in world.aliases) + tuple(f for f, _ in world.forwards))
+
+
+def _submit(draw: st.DrawFn, world: World, message: str, senders: tuple[str, ...],
+            keys: tuple[str, ...]) -> Submit:
+    pool = _addressable(world)
+    to = draw(_some(pool, 3))
+    cc = draw(_some(pool, 2))
+    bcc = draw(_some(pool, 2))
+    if not (to or cc or bcc):
+        to = (draw(st.sampled_from(pool)),)
+    return Submit(message, draw(st.sampled_from(senders)), to, cc, bcc,
+                  draw(st.sampled_from(BCC_MODES)), draw(st.sampled_from(keys)),
+                  draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, max_events: int = 4) -> Scenario:
+    """A world and a short story of submissions, resends and retransmissions in it."""
+    world = draw(worlds())
+    senders = world.local_users + world.remote_users
+    events: list[Event] = [_submit(draw, world, "m1", senders, MESSAGE_ID_KEYS[:1])]
+    for _ in range(draw(st.integers(0, max_events - 1))):
+        submitted = tuple(e.message for e in events if isinstance(e, Submit))
+        kind = draw(st.sampled_from(("again", "resend", "submit")))
+        if kind == "again":
+            events.append(SendAgain(draw(st.sampled_from(submitted))))
+        elif kind == "resend":
+            events.append(Resend(draw(st.sampled_from(submitted)), draw(st.sampled_from(senders)),
+                                 draw(_some(_addressable(world), 2, min_size=1)), draw(st.booleans())))
+        else:
+            # A new message whose Message-ID may collide with an earlier one's.
+            events.append(_submit(draw, world, f"m{len(submitted) + 1}", senders, MESSAGE_ID_KEYS))
+    return Scenario(world, tuple(events))

@@ -1,0 +1,1 @@
+"""Systems under test: the built-in ones, and adapters for any server."""

@@ -1,0 +1,61 @@
+"""The reference model as an in-process SUT: no network, fastest feedback."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from specs.model import Plan, Role
+from specs.naming import Naming
+from specs.observation import Observation, observe
+from suts.base import ReplyLog
+from suts.policies import policy as named_policy
+from suts.reference import ReferenceServer
+from suts.wire.replies import Reply, TransactionReply
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.mailboxes: defaultdict[str, list[bytes]] = defaultdict(list)
+
+    def file(self, mailbox: str, raw: bytes) -> None:
+        self.mailboxes[mailbox.lower()].append(raw)
+
+    def held(self, mailbox: str) -> list[bytes]:
+        return list(self.mailboxes.get(mailbox.lower(), []))
+
+    def relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
+        """The remote hosts the suite plays: file what they receive, as a sink."""
+        for rcpt in rcpts:
+            self.file(rcpt, f"Return-Path: <{mail_from}>\r\n".encode() + data)
+
+
+class InProcessSUT:
+    transport = "in-process"
+    roles: frozenset[Role] = frozenset({"mx", "submission"})
+    expands_aliases = True
+
+    def __init__(self, policy_name: str = "reference") -> None:
+        named_policy(policy_name)  # fail early on an unknown name
+        self.policy_name = policy_name
+        self.name = "reference" if policy_name == "reference" else f"model:{policy_name}"
+
+    def naming(self, nonce: str) -> Naming:
+        return Naming(nonce)
+
+    def play(self, plan: Plan) -> Observation:
+        store = MemoryStore()
+        server = ReferenceServer(named_policy(self.policy_name), store, store.relay)
+        server.aliases = dict(plan.aliases)
+        log = ReplyLog()
+        for tx in plan.injections:
+            submission = tx.entry == "submission"
+            rcpts = {r: Reply(250, "2.1.5 ok") if submission else server.rcpt(r) for r in tx.rcpts}
+            accepted = [r for r, reply in rcpts.items() if reply.accepted]
+            handle = server.submit if submission else server.deliver
+            finals = handle(tx.mail_from, accepted, tx.data) if accepted else []
+            log.record(tx.id, TransactionReply(Reply(250, "2.1.0 ok"), rcpts,
+                                               dict(zip(accepted, finals)), ()))
+        return observe(store.mailboxes, plan.naming.transaction_id_pattern, log.accepted, log.said)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,133 @@
+"""The reference delivery logic, served in-process or by the embedded server.
+
+One `ReferenceServer` is both the SUT domain's store (mx) and its users'
+submission server; a `Policy` changes exactly one of its decisions so the
+suite can show it catches that rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from email import message_from_bytes, policy as email_policy
+from email.message import EmailMessage, Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, localtime, make_msgid
+from typing import Protocol
+
+from suts.policies import Policy
+from suts.wire.replies import Reply
+
+Relay = Callable[[str, list[str], bytes], None]
+"""Send (reverse-path, recipients, data) to another domain's server."""
+
+
+class MailStore(Protocol):
+    def file(self, mailbox: str, raw: bytes) -> None: ...
+    def held(self, mailbox: str) -> list[bytes]: ...
+
+
+class ReferenceServer:
+    def __init__(self, policy: Policy, store: MailStore, relay: Relay,
+                 domain: str = "isp.test", hostname: str = "mx.isp.test") -> None:
+        self.policy = policy
+        self.store = store
+        self.relay = relay
+        self.domain = domain.lower()
+        self.hostname = hostname
+        self.aliases: dict[str, tuple[str, ...]] = {}
+        self._ids = itertools.count(1)
+
+    def is_local(self, address: str) -> bool:
+        return address.rpartition("@")[2].lower() == self.domain
+
+    def rcpt(self, address: str) -> Reply:
+        """As the domain's mx: take mail for the domain only."""
+        if self.is_local(address):
+            return Reply(250, "2.1.5 recipient ok")
+        return Reply(550, "5.7.1 relaying denied")
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        """File one copy per final mailbox of this transaction (RFC 5321 §3.9)."""
+        stamped = self._stamp(data)
+        for user in self._final_users(rcpts):
+            self._file(user, mail_from, stamped)
+        return [Reply(250, "2.0.0 filed") for _ in rcpts]
+
+    def submit(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        """As the users' submission server: strip Bcc, file local copies, relay the rest."""
+        stamped = self._stamp(self._without_bcc(data) if self.policy.strips_bcc else data)
+        for user in self._final_users([r for r in rcpts if self.is_local(r)]):
+            self._file(user, mail_from, stamped)
+        remote = [r for r in rcpts if not self.is_local(r)]
+        for domain, group in itertools.groupby(sorted(remote, key=_domain), key=_domain):
+            self.relay(mail_from, list(group), stamped)
+        return [Reply(250, "2.0.0 queued") for _ in rcpts]
+
+    def _final_users(self, rcpts: list[str]) -> list[str]:
+        users = (u for r in rcpts for u in self.aliases.get(r.lower(), (r.lower(),)))
+        return list(dict.fromkeys(users))
+
+    def _file(self, mailbox: str, mail_from: str, data: bytes) -> None:
+        held = [_parsed(raw) for raw in self.store.held(mailbox)]
+        message = _parsed(data)
+        if not self.policy.admits(mailbox, message, held):
+            if self.policy.bounces_refused and mail_from:
+                self._notify(mail_from, mailbox, data)
+            return
+        # RFC 5321 §4.4: final delivery records the reverse-path.
+        return_path = f"Return-Path: <{self.policy.return_path(mail_from, message)}>\r\n"
+        for _ in range(self.policy.copies):
+            self.store.file(mailbox, return_path.encode() + self.policy.rewrite(data))
+
+    def _stamp(self, data: bytes) -> bytes:
+        received = (f"Received: from client.upstream.test (localhost [127.0.0.1])\r\n"
+                    f"\tby {self.hostname} with ESMTP id ref{next(self._ids)};"
+                    f" {format_datetime(localtime())}\r\n")
+        return received.encode() + data
+
+    def _without_bcc(self, data: bytes) -> bytes:
+        message = _parsed(data)
+        del message["Bcc"]
+        return message.as_bytes()
+
+    def _notify(self, reverse_path: str, mailbox: str, data: bytes) -> None:
+        """Send an RFC 3464 failure notice from the null reverse-path (RFC 5321 §4.5.5)."""
+        notice = _failure_notice(self.hostname, reverse_path, mailbox, data)
+        if self.is_local(reverse_path):
+            self.store.file(reverse_path.lower(), b"Return-Path: <>\r\n" + notice)
+        else:
+            self.relay("", [reverse_path], notice)
+
+
+def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes) -> bytes:
+    report = MIMEMultipart("report", report_type="delivery-status")
+    report["From"] = f"MAILER-DAEMON@{hostname}"
+    report["To"] = reverse_path
+    report["Subject"] = "Undelivered mail returned to sender"
+    report["Date"] = format_datetime(localtime())
+    report["Message-ID"] = make_msgid(domain=hostname)
+    report.attach(MIMEText(f"The mailbox {mailbox} is full; your message was not filed.\n"))
+    per_message, per_recipient = Message(), Message()
+    per_message["Reporting-MTA"] = f"dns; {hostname}"
+    per_recipient["Final-Recipient"] = f"rfc822; {mailbox}"
+    per_recipient["Action"] = "failed"
+    per_recipient["Status"] = "5.2.2"
+    status = Message()
+    status.set_type("message/delivery-status")
+    status.set_payload([per_message, per_recipient])
+    report.attach(status)
+    headers = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    report.attach(MIMEText(headers.decode("ascii", "replace") + "\n", "rfc822-headers"))
+    return report.as_bytes()
+
+
+def _parsed(raw: bytes) -> EmailMessage:
+    parsed = message_from_bytes(raw, policy=email_policy.SMTP)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].lower()

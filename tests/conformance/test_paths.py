@@ -1,0 +1,21 @@
+"""Delivery paths: every accepted path is delivered exactly once."""
+
+import pytest
+from hypothesis import given
+
+from strategies import scenarios
+from suts.base import SystemUnderTest, assert_invariant
+
+
+@pytest.mark.invariant("copy-per-path")
+@given(scenario=scenarios())
+def test_copy_per_path(sut: SystemUnderTest, scenario) -> None:
+    """Every path the SUT accepted leaves a copy in its mailbox or a failure notice."""
+    assert_invariant(sut, scenario, "copy-per-path")
+
+
+@pytest.mark.invariant("no-phantom-copies")
+@given(scenario=scenarios())
+def test_no_phantom_copies(sut: SystemUnderTest, scenario) -> None:
+    """Without faults, no mailbox holds more copies of a path than the path carried."""
+    assert_invariant(sut, scenario, "no-phantom-copies")
