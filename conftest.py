@@ -16,6 +16,7 @@ from specs.explain import InvariantViolation
 from specs.report import Report
 from suts.base import SystemUnderTest
 from suts.registry import resolve
+from suts.wire import MailboxError, ProtocolError
 
 # Scenarios run real I/O whose duration varies, so no deadline; Hypothesis's own
 # health checks about slow or filtered data do not apply to a network SUT.
@@ -36,8 +37,9 @@ settings.load_profile(os.environ.get("MAILCONFORM_PROFILE", "ci" if os.environ.g
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mailconform")
-    group.addoption("--sut", default="reference",
-                    help="system under test: reference, model:<policy> (default: reference)")
+    group.addoption("--sut", default="embedded",
+                    help="system under test: embedded[:<policy>], embedded-lmtp[:<policy>], reference,"
+                         " model:<policy> (default: embedded)")
     group.addoption("--sut-config", type=Path, default=None,
                     help="TOML file describing any server to test (overrides --sut)")
     group.addoption("--report-json", type=Path, default=None,
@@ -58,8 +60,13 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
     config = request.config
     try:
         system = resolve(config.getoption("--sut"), config.getoption("--sut-config"))
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, RuntimeError) as error:
         pytest.exit(f"mailconform: {error}", returncode=4)
+    try:
+        system.preflight()
+    except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
+        system.close()
+        pytest.exit(f"mailconform: {system.name} is not ready: {error}", returncode=4)
     report = config.stash[_REPORT]
     report.sut, report.transport = system.name, system.transport
     yield system

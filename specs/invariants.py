@@ -23,6 +23,8 @@ class Violation:
     detail: str
 
 
+_Key = tuple[str, str | None]
+"""(mailbox, path) -- a copy's identity."""
 Check = Callable[[Plan, Observation], list[Violation]]
 
 
@@ -43,7 +45,7 @@ def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
 
 
 def _matched(plan: Plan, observation: Observation) -> list[tuple[ObservedCopy, ExpectedCopy]]:
-    by_key = {(e.mailbox, e.path): e for e in plan.expected}
+    by_key: dict[_Key, ExpectedCopy] = {(e.mailbox, e.path): e for e in plan.expected}
     return [(c, by_key[c.mailbox, c.path]) for c in observation.copies
             if (c.mailbox, c.path) in by_key]
 
@@ -67,7 +69,7 @@ def _copy_per_path(plan: Plan, observation: Observation) -> list[Violation]:
 
 
 def _no_phantom_copies(plan: Plan, observation: Observation) -> list[Violation]:
-    owed_count = Counter((e.mailbox, e.path) for e in owed(plan, observation))
+    owed_count: Counter[_Key] = Counter((e.mailbox, e.path) for e in owed(plan, observation))
     seen = Counter((c.mailbox, c.path) for c in observation.copies)
     violations = []
     for (mailbox, path), count in sorted(seen.items(), key=str):

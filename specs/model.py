@@ -15,18 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Literal
 
 from specs.content import Content
 from specs.naming import FORWARD_HOST, LIST_HOST, Naming
-from specs.scenario import BccMode, Event, Resend, Scenario, SendAgain, Submit
+from specs.scenario import BccMode, Event, Resend, Scenario, Submit
 
 Entry = Literal["mx", "submission"]
 Role = Literal["mx", "submission"]
 
-_EPOCH = datetime(2026, 11, 30, 9, 0, tzinfo=timezone.utc)
+_EPOCH = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 _DATES = {"d1": _EPOCH, "d2": _EPOCH + timedelta(hours=1)}
 
 
@@ -247,7 +247,7 @@ class _Planner:
             may_show_bcc=carried.bcc_copy,
             at_sink=at_sink))
 
-    def _final_users(self, symbols: Iterable[str]) -> list[str]:
+    def _final_users(self, symbols: Iterable[str]) -> tuple[str, ...]:
         world = self.scenario.world
         users: list[str] = []
         for symbol in symbols:

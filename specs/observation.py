@@ -100,10 +100,11 @@ def _as_notice(mailbox: str, raw: bytes) -> Notice | None:
 
 def _returned_message_id(part: Message) -> str | None:
     payload = part.get_payload()
-    if isinstance(payload, list) and payload:
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
         returned = payload[0]
     else:
-        returned = message_from_bytes(part.get_payload(decode=True) or b"", policy=policy.default)
+        raw = part.get_payload(decode=True)
+        returned = message_from_bytes(raw if isinstance(raw, bytes) else b"", policy=policy.default)
     value = returned.get("Message-ID")
     return _unfold(str(value)) if value else None
 

@@ -7,7 +7,7 @@ as a short story.  Concrete addresses and Message-IDs are made by `naming`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 BccMode = Literal["strip", "separate", "empty"]
 """The three Bcc treatments RFC 5322 §3.6.3 allows the originator's agent."""
@@ -84,7 +84,7 @@ class SendAgain:
     message: str
 
 
-Event = Union[Submit, Resend, SendAgain]
+Event = Submit | Resend | SendAgain
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,10 @@ class SystemUnderTest(Protocol):
         """How this SUT names the story's symbols (fixed pools, its domain)."""
         ...
 
+    def preflight(self) -> None:
+        """Raise with one clear message if the SUT cannot play the simplest scenario."""
+        ...
+
     def play(self, plan: Plan) -> Observation:
         """Inject the plan's transactions, wait until quiet, read every mailbox back."""
         ...

@@ -54,8 +54,11 @@ class InProcessSUT:
             handle = server.submit if submission else server.deliver
             finals = handle(tx.mail_from, accepted, tx.data) if accepted else []
             log.record(tx.id, TransactionReply(Reply(250, "2.1.0 ok"), rcpts,
-                                               dict(zip(accepted, finals)), ()))
+                                               dict(zip(accepted, finals, strict=True)), ()))
         return observe(store.mailboxes, plan.naming.transaction_id_pattern, log.accepted, log.said)
+
+    def preflight(self) -> None:
+        pass  # nothing to reach
 
     def close(self) -> None:
         pass

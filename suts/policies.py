@@ -95,7 +95,7 @@ class _ReturnPathFromHeader(Policy):
 class _StripResent(Policy):
     def rewrite(self, raw: bytes) -> bytes:
         message = _parsed(raw)
-        for name in {n for n in message.keys() if n.lower().startswith("resent-")}:
+        for name in {n for n in message if n.lower().startswith("resent-")}:
             del message[name]
         return message.as_bytes()
 
@@ -107,7 +107,7 @@ def _parsed(raw: bytes) -> EmailMessage:
 
 
 def _body_hash(message: EmailMessage) -> str:
-    return hashlib.sha256(message.get_payload(decode=True) or b"").hexdigest()
+    return hashlib.sha256(message.get_content().encode()).hexdigest()
 
 
 def _policies() -> dict[str, Callable[[], Policy]]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from email import message_from_bytes, policy as email_policy
+from email import message_from_bytes
+from email import policy as email_policy
 from email.message import EmailMessage, Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -61,7 +62,7 @@ class ReferenceServer:
         for user in self._final_users([r for r in rcpts if self.is_local(r)]):
             self._file(user, mail_from, stamped)
         remote = [r for r in rcpts if not self.is_local(r)]
-        for domain, group in itertools.groupby(sorted(remote, key=_domain), key=_domain):
+        for _, group in itertools.groupby(sorted(remote, key=_domain), key=_domain):
             self.relay(mail_from, list(group), stamped)
         return [Reply(250, "2.0.0 queued") for _ in rcpts]
 

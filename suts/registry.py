@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from suts.base import SystemUnderTest
+from suts.config import load
+from suts.embedded import EmbeddedSUT
 from suts.inprocess import InProcessSUT
-from suts.policies import POLICY_NAMES
+from suts.network import NetworkSUT
+from suts.policies import POLICY_NAMES, policy
 
-SUT_NAMES = ("reference", "model:<policy>")
+SUT_NAMES = ("embedded[:<policy>]", "embedded-lmtp[:<policy>]", "reference", "model:<policy>")
 
 
 def resolve(name: str, config: Path | None = None) -> SystemUnderTest:
+    """The SUT a user named; `config` (a --sut-config file) wins over `name`."""
+    if config is not None:
+        return NetworkSUT(load(config, dict(os.environ)))
     kind, _, policy_name = name.partition(":")
+    if policy_name:
+        policy(policy_name)  # an unknown policy fails here, with the list of known ones
     if kind == "reference" and not policy_name:
         return InProcessSUT()
     if kind == "model" and policy_name:
         return InProcessSUT(policy_name)
+    if kind in ("embedded", "embedded-lmtp"):
+        return EmbeddedSUT(policy_name or "reference", "smtp" if kind == "embedded" else "lmtp")
     raise ValueError(f"unknown SUT {name!r}: use one of {', '.join(SUT_NAMES)};"
                      f" policies: {', '.join(POLICY_NAMES)}")

@@ -1,0 +1,126 @@
+"""The embedded default SUT: the reference delivery logic served by aiosmtpd on loopback.
+
+It files into real Maildirs, relays its users' mail for remote domains to a
+sink server the suite plays (also real SMTP), and can run any named policy, so
+the known-bad rules are caught over the wire exactly as in-process.
+"""
+
+from __future__ import annotations
+
+import mailbox as maildir
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import Literal
+
+from specs.model import Plan
+from suts.config import SutConfig, Timeouts
+from suts.network import NetworkSUT
+from suts.policies import policy as named_policy
+from suts.reference import ReferenceServer
+from suts.wire import EmbeddedServer, Injector, Reply
+
+
+class MaildirStore:
+    """One Maildir per address under a root directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def url(self, address: str) -> str:
+        return f"maildir:{self.root}/{address}/Maildir"
+
+    def file(self, mailbox: str, raw: bytes) -> None:
+        path = self.root / mailbox.lower()
+        path.mkdir(parents=True, exist_ok=True)
+        maildir.Maildir(path / "Maildir", create=True).add(raw)
+
+    def held(self, mailbox: str) -> list[bytes]:
+        path = self.root / mailbox.lower() / "Maildir"
+        if not path.exists():
+            return []
+        return [m.as_bytes() for _, m in sorted(maildir.Maildir(path, create=False).items())]
+
+    def clear(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class _Mx:
+    def __init__(self, server: ReferenceServer) -> None:
+        self.server = server
+
+    def rcpt(self, address: str) -> Reply:
+        return self.server.rcpt(address)
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        return self.server.deliver(mail_from, rcpts, data)
+
+
+class _Submission(_Mx):
+    def rcpt(self, address: str) -> Reply:
+        return Reply(250, "2.1.5 will relay")
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        return self.server.submit(mail_from, rcpts, data)
+
+
+class _Sink:
+    """The remote hosts the suite plays: accept everything, file it as final delivery."""
+
+    def __init__(self, store: MaildirStore) -> None:
+        self.store = store
+
+    def rcpt(self, address: str) -> Reply:
+        return Reply(250, "2.1.5 ok")
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        for rcpt in rcpts:
+            self.store.file(rcpt, f"Return-Path: <{mail_from}>\r\n".encode() + data)
+        return [Reply(250, "2.0.0 filed") for _ in rcpts]
+
+
+class EmbeddedSUT(NetworkSUT):
+    def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
+        self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-"))
+        self._sink_store = MaildirStore(self._root / "sink")
+        self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
+        self._sink.start()
+        self._relay_client = Injector(self._sink.url, sut="the suite's sink")
+        self._relay_lock = threading.Lock()
+        self._reference = ReferenceServer(named_policy(policy_name), MaildirStore(self._root / "mx"),
+                                          self._relay)
+        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
+        if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
+            self._servers.append(EmbeddedServer(_Submission(self._reference)))
+        for server in self._servers[1:]:
+            server.start()
+        kind = "embedded" if protocol == "smtp" else "embedded-lmtp"
+        super().__init__(SutConfig(
+            name=kind if policy_name == "reference" else f"{kind}:{policy_name}",
+            inject=self._servers[1].url,
+            submission=self._servers[2].url if protocol == "smtp" else None,
+            roles=frozenset({"mx", "submission"}) if protocol == "smtp" else frozenset({"mx"}),
+            domains=("isp.test",), mailbox=f"maildir:{self._root}/mx/{{address}}/Maildir",
+            expands_aliases=True, sink=self._sink_store.root,
+            # It files before it answers, so there is nothing to wait for.
+            timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
+            before_play=self._reset)
+
+    def _reset(self, plan: Plan) -> None:
+        self._reference.aliases = dict(plan.aliases)
+        self._sink_store.clear()
+
+    def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
+        # Called from the servers' threads; one reused connection, one sender at a time.
+        with self._relay_lock:
+            reply = self._relay_client.send(mail_from, rcpts, data)
+        if not all(reply.delivered_to(r) for r in rcpts):
+            raise RuntimeError(f"the sink refused a relayed copy: {reply}")
+
+    def close(self) -> None:
+        super().close()
+        self._relay_client.close()
+        for server in self._servers:
+            server.stop()
+        shutil.rmtree(self._root, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""Any server reached over SMTP/LMTP on loopback and read back from its mailboxes."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from collections.abc import Callable
+
+from specs.model import Plan, Role, plan
+from specs.naming import Naming
+from specs.observation import Observation, observe
+from specs.scenario import Scenario, Submit, World
+from suts.base import ReplyLog
+from suts.config import SutConfig
+from suts.wire import Injector, MailboxReader, check_reachable, open_mailbox, wait_quiet
+
+
+class SetupError(RuntimeError):
+    """The SUT cannot play even the simplest scenario: stop before any example."""
+
+
+class NetworkSUT:
+    def __init__(self, config: SutConfig, before_play: Callable[[Plan], None] | None = None) -> None:
+        self.config = config
+        self.name = config.name
+        self.transport = config.transport
+        self.roles: frozenset[Role] = config.roles
+        self.expands_aliases = config.expands_aliases
+        self._before_play = before_play
+        self._injectors: dict[str, Injector] = {}
+        self._provisioned: set[str] = set()
+
+    def naming(self, nonce: str) -> Naming:
+        pool = {f"u{n}": local for n, local in enumerate(self.config.mailboxes, start=1)}
+        return Naming(nonce, self.config.domains[0], pool)
+
+    def preflight(self) -> None:
+        """Stop with one clear message unless the SUT takes and files one plain message."""
+        timeouts = self.config.timeouts
+        for url in filter(None, (self.config.inject, self.config.submission)):
+            check_reachable(url, sut=self.name, timeout=timeouts.connect)
+        scenario = Scenario(World(("u1",), ("r1",)), (Submit("m1", "r1", ("u1",)),))
+        the_plan = plan(scenario, self.naming("preflight"), ("mx",), self.expands_aliases)
+        observation = self.play(the_plan)
+        (tx,) = the_plan.injections
+        if not observation.accepted.get(tx.id):
+            raise SetupError(f"{self.name} refused a plain message to {tx.rcpts[0]}:"
+                             f" {observation.replies.get(tx.id)}")
+        if not observation.copies:
+            raise SetupError(f"{self.name} accepted a plain message to {tx.rcpts[0]} but it did not"
+                             f" appear at {self.config.mailbox_url(tx.rcpts[0])} within"
+                             f" {timeouts.quiescence:g} s")
+
+    def play(self, plan: Plan) -> Observation:
+        if self._before_play:
+            self._before_play(plan)
+        readers = self._readers(plan)
+        log = ReplyLog()
+        for tx in plan.injections:
+            url = self.config.submission if tx.entry == "submission" else self.config.inject
+            assert url, "the model only plans submissions for SUTs with that role"
+            log.record(tx.id, self._injector(url).send(tx.mail_from, tx.rcpts, tx.data))
+        timeouts = self.config.timeouts
+        quiet = wait_quiet(lambda: {m: tuple(r.messages()) for m, r in readers.items()},
+                           settle=timeouts.settle, limit=timeouts.quiescence)
+        if not quiet.settled:
+            raise SetupError(f"{self.name}: mailboxes still changing after {timeouts.quiescence:g} s")
+        held = {mailbox: list(messages) for mailbox, messages in quiet.snapshot.items()}
+        return observe(held, plan.naming.transaction_id_pattern, log.accepted, log.said)
+
+    def close(self) -> None:
+        for injector in self._injectors.values():
+            injector.close()
+        self._injectors.clear()
+
+    def _injector(self, url: str) -> Injector:
+        if url not in self._injectors:
+            timeouts = self.config.timeouts
+            self._injectors[url] = Injector(url, sut=self.name, connect_timeout=timeouts.connect,
+                                            reply_timeout=timeouts.reply)
+        return self._injectors[url]
+
+    def _readers(self, plan: Plan) -> dict[str, MailboxReader]:
+        """Open (and provision, or empty) every mailbox the plan can reach."""
+        timeout = self.config.timeouts.reply
+        readers = {}
+        for address in plan.mailboxes:
+            self._provision(address)
+            readers[address] = open_mailbox(self.config.mailbox_url(address),
+                                            password=self.config.password, timeout=timeout)
+            if self.config.mailboxes:
+                readers[address].clear()  # a fixed pool carries the last example's mail
+        sink = self.config.sink
+        if sink:
+            for copy in plan.expected:
+                if copy.at_sink:
+                    readers[copy.mailbox] = open_mailbox(f"maildir:{sink}/{copy.mailbox}/Maildir")
+            for address in {e.return_path for e in plan.expected} - set(readers):
+                readers[address] = open_mailbox(f"maildir:{sink}/{address}/Maildir")
+        return readers
+
+    def _provision(self, address: str) -> None:
+        template = self.config.provision
+        if not template or self.config.mailboxes or address in self._provisioned:
+            return
+        local, _, domain = address.partition("@")
+        command = template.format(local=shlex.quote(local), domain=shlex.quote(domain),
+                                  address=shlex.quote(address))
+        done = subprocess.run(command, shell=True, capture_output=True, text=True,
+                              timeout=self.config.timeouts.reply)
+        if done.returncode:
+            raise SetupError(f"{self.name}: provisioning {address} failed ({command}):"
+                             f" {done.stderr.strip() or done.stdout.strip()}")
+        self._provisioned.add(address)
+
