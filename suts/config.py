@@ -100,7 +100,7 @@ def _checked(data: dict[str, Any], path: Path, environ: dict[str, str]) -> SutCo
     return SutConfig(
         name=str(data["name"]), inject=str(data["inject"]),
         domains=tuple(d.lower() for d in data["domains"]), mailbox=str(data["mailbox"]),
-        password=password, submission=data.get("submission"), roles=roles,  # type: ignore[arg-type]
+        password=password, submission=data.get("submission"), roles=roles,
         provision=data.get("provision"), mailboxes=pool,
         expands_aliases=bool(data.get("expands_aliases", False)),
         description=str(data.get("description", "")),

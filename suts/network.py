@@ -6,6 +6,7 @@ import shlex
 import subprocess
 from collections.abc import Callable
 
+from specs.invariants import owed
 from specs.model import Plan, Role, plan
 from specs.naming import Naming
 from specs.observation import Observation, observe
@@ -13,6 +14,10 @@ from specs.scenario import Scenario, Submit, World
 from suts.base import ReplyLog
 from suts.config import SutConfig
 from suts.wire import Injector, MailboxReader, check_reachable, open_mailbox, wait_quiet
+
+_Held = dict[str, tuple[bytes, ...]]
+_BRIEF = 0.05
+"""Seconds of stillness that suffice once every owed copy has arrived."""
 
 
 class SetupError(RuntimeError):
@@ -60,13 +65,23 @@ class NetworkSUT:
             url = self.config.submission if tx.entry == "submission" else self.config.inject
             assert url, "the model only plans submissions for SUTs with that role"
             log.record(tx.id, self._injector(url).send(tx.mail_from, tx.rcpts, tx.data))
+        quiet = self._wait_quiet(readers, len(owed(plan, Observation((), accepted=log.accepted))))
+        held = {mailbox: list(messages) for mailbox, messages in quiet.items()}
+        return observe(held, plan.naming.transaction_id_pattern, log.accepted, log.said)
+
+    def _wait_quiet(self, readers: dict[str, MailboxReader], owed_copies: int) -> _Held:
+        """Read until the mailboxes hold still: briefly once every owed copy is there,
+        for the configured settle time while copies are still missing."""
         timeouts = self.config.timeouts
-        quiet = wait_quiet(lambda: {m: tuple(r.messages()) for m, r in readers.items()},
-                           settle=timeouts.settle, limit=timeouts.quiescence)
+
+        def snapshot() -> _Held:
+            return {mailbox: tuple(reader.messages()) for mailbox, reader in readers.items()}
+        quiet = wait_quiet(snapshot, settle=min(timeouts.settle, _BRIEF), limit=timeouts.quiescence)
+        if sum(map(len, quiet.snapshot.values())) < owed_copies and timeouts.settle > _BRIEF:
+            quiet = wait_quiet(snapshot, settle=timeouts.settle, limit=timeouts.quiescence)
         if not quiet.settled:
             raise SetupError(f"{self.name}: mailboxes still changing after {timeouts.quiescence:g} s")
-        held = {mailbox: list(messages) for mailbox, messages in quiet.snapshot.items()}
-        return observe(held, plan.naming.transaction_id_pattern, log.accepted, log.said)
+        return quiet.snapshot
 
     def close(self) -> None:
         for injector in self._injectors.values():

@@ -8,8 +8,8 @@ from specs.scenario import Scenario
 from strategies import scenarios
 from suts.base import SystemUnderTest, assert_invariant, execute
 from suts.inprocess import InProcessSUT
-from suts.registry import resolve
 from suts.policies import KNOWN_BAD, policy
+from suts.registry import resolve
 
 # The smallest story that breaks each rule: (messages, transactions into the SUT) when
 # the SUT is also its users' submission server, as the in-process and SMTP ones are.

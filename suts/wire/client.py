@@ -1,0 +1,261 @@
+"""Inject mail transactions over SMTP or LMTP, playing the upstream MTA.
+
+Envelopes are explicit and the data is sent as given (only CRLF-normalised and
+dot-stuffed). LMTP's per-recipient replies after the final dot (RFC 2033) are
+read here, since `smtplib.LMTP` reads only one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import smtplib
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal
+from urllib.parse import urlsplit
+
+from suts.wire.replies import ProtocolError, Reply, TransactionReply
+
+DEFAULT_PORTS = {"smtp": 25, "lmtp": 24}
+_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
+_LINE_START_DOT = re.compile(rb"^\.", re.MULTILINE)
+
+
+def _completion(code: int) -> bool:
+    return code // 100 in (2, 4, 5)
+
+
+def _data_go_ahead(code: int) -> bool:
+    return code == 354 or code // 100 in (4, 5)
+
+
+def wire_body(data: bytes) -> bytes:
+    """`data` as sent after DATA: CRLF line endings, dot-stuffed, then the final dot line."""
+    body = _LINE_START_DOT.sub(b"..", _LINE_ENDING.sub(b"\r\n", data))
+    if body and not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a server listens: a TCP (host, port) or a Unix socket path (LMTP only)."""
+
+    url: str
+    protocol: Literal["smtp", "lmtp"]
+    address: tuple[str, int] | str
+
+    @classmethod
+    def parse(cls, url: str) -> Endpoint:
+        parts = urlsplit(url)
+        if parts.scheme == "smtp":
+            protocol: Literal["smtp", "lmtp"] = "smtp"
+        elif parts.scheme == "lmtp":
+            protocol = "lmtp"
+        else:
+            raise ValueError(f"not an smtp:// or lmtp:// URL: {url!r}")
+        if parts.hostname:
+            return cls(url, protocol, (parts.hostname, parts.port or DEFAULT_PORTS[protocol]))
+        if protocol == "lmtp" and parts.path.startswith("/"):
+            return cls(url, protocol, parts.path)
+        raise ValueError(f"expected smtp://HOST:PORT, lmtp://HOST:PORT or lmtp:/socket/path, got {url!r}")
+
+    def connect(self, timeout: float) -> socket.socket:
+        if isinstance(self.address, tuple):
+            return socket.create_connection(self.address, timeout)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+
+class _Dropped(ProtocolError):
+    """The server closed the connection (the one failure worth a reconnect)."""
+
+
+class _Wire:
+    """One connection: commands out, replies in, all logged to a transcript."""
+
+    def __init__(self, endpoint: Endpoint, *, sut: str, connect_timeout: float,
+                 reply_timeout: float, transcript: list[str]) -> None:
+        self.sut = sut
+        self.transcript = transcript
+        self._reply_timeout = reply_timeout
+        # smtplib reads replies (multi-line, length-capped); the socket is ours so that
+        # connecting and reading get separate timeouts and Unix sockets work for LMTP.
+        # local_hostname stops smtplib from resolving our own name; we send EHLO ourselves.
+        self._smtp = smtplib.SMTP(local_hostname="unused")
+        transcript.append(f"-- connect {endpoint.url}")
+        try:
+            sock = endpoint.connect(connect_timeout)
+        except OSError as err:
+            raise ProtocolError(sut, "connect", transcript,
+                                f"nothing accepts connections at {endpoint.url} ({err})") from err
+        sock.settimeout(reply_timeout)
+        self._smtp.sock = sock
+        try:
+            greeting = self.read("greeting", _completion)
+            if greeting.code != 220:
+                raise ProtocolError(sut, "greeting", transcript, f"greeting is {greeting.code}, not 220")
+        except ProtocolError:
+            self.close()
+            raise
+
+    def command(self, line: str, valid: Callable[[int], bool] = _completion) -> Reply:
+        self.transcript.append(f"C: {line}")
+        self._send(line, (line + "\r\n").encode("ascii"))
+        return self.read(line, valid)
+
+    def send_data(self, data: bytes) -> None:
+        self.transcript.append(f"C: ({len(data)} bytes of message data)")
+        self.transcript.append("C: .")
+        self._send("message data", wire_body(data))
+
+    def read(self, step: str, valid: Callable[[int], bool]) -> Reply:
+        try:
+            code, raw_text = self._smtp.getreply()
+        except smtplib.SMTPServerDisconnected as err:
+            if isinstance(err.__context__, TimeoutError):
+                raise ProtocolError(self.sut, step, self.transcript,
+                                    f"no reply within {self._reply_timeout:g} s") from err
+            raise _Dropped(self.sut, step, self.transcript, "the server closed the connection") from err
+        except smtplib.SMTPResponseException as err:
+            raise ProtocolError(self.sut, step, self.transcript, f"garbage reply: {err}") from err
+        text = raw_text.decode("utf-8", "backslashreplace")
+        if not 200 <= code <= 599:
+            self.transcript.append(f"S: (no reply code) ...{text}")
+            raise ProtocolError(self.sut, step, self.transcript, "garbage reply (no reply code)")
+        lines = text.split("\n")
+        self.transcript.extend(
+            f"S: {code}{'-' if i < len(lines) - 1 else ' '}{line}" for i, line in enumerate(lines))
+        if not valid(code):
+            raise ProtocolError(self.sut, step, self.transcript, f"unexpected reply {code}")
+        return Reply(code, text)
+
+    def reset(self) -> bool:
+        """Send RSET; False (and the connection closed) if the server had dropped it."""
+        try:
+            reply = self.command("RSET")
+        except _Dropped:
+            return False
+        if reply.code == 421:
+            self.close()
+            return False
+        if reply.code != 250:
+            raise ProtocolError(self.sut, "RSET", self.transcript, f"RSET answered {reply.code}")
+        return True
+
+    def close(self) -> None:
+        self._smtp.close()
+
+    def quit(self) -> None:
+        """Say QUIT without waiting for 221 (some servers answer it late), then close."""
+        with contextlib.suppress(_Dropped):
+            self._send("QUIT", b"QUIT\r\n")
+        self.close()
+
+    def _send(self, step: str, payload: bytes) -> None:
+        try:
+            self._smtp.send(payload)
+        except smtplib.SMTPServerDisconnected as err:
+            raise _Dropped(self.sut, step, self.transcript, "the server closed the connection") from err
+
+
+class Injector:
+    """Sends mail transactions to one SMTP or LMTP server over a reused connection."""
+
+    def __init__(self, url: str, *, sut: str, connect_timeout: float = 5,
+                 reply_timeout: float = 30, helo: str = "upstream.test") -> None:
+        self.endpoint = Endpoint.parse(url)
+        self.sut = sut
+        self.helo = helo
+        self._connect_timeout = connect_timeout
+        self._reply_timeout = reply_timeout
+        self._wire: _Wire | None = None
+
+    def __enter__(self) -> Injector:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.close()
+
+    def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
+        """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError."""
+        transcript: list[str] = []
+        try:
+            wire = self._ready(transcript)
+            return self._transaction(wire, mail_from, rcpts, data)
+        except ProtocolError:
+            self._forget_connection()  # its state is unknown now
+            raise
+
+    def close(self) -> None:
+        if self._wire is not None:
+            self._wire.quit()
+            self._wire = None
+
+    def _ready(self, transcript: list[str]) -> _Wire:
+        """The open connection, reset, or a new one if the server dropped the old one."""
+        if self._wire is not None:
+            self._wire.transcript = transcript
+            if self._wire.reset():
+                return self._wire
+            transcript.append("-- the server had closed the connection; reconnecting once")
+        self._wire = _Wire(self.endpoint, sut=self.sut, connect_timeout=self._connect_timeout,
+                           reply_timeout=self._reply_timeout, transcript=transcript)
+        hello = "LHLO" if self.endpoint.protocol == "lmtp" else "EHLO"
+        reply = self._wire.command(f"{hello} {self.helo}")
+        if reply.code != 250:
+            raise ProtocolError(self.sut, hello, transcript, f"{hello} answered {reply.code}")
+        return self._wire
+
+    def _transaction(self, wire: _Wire, mail_from: str, rcpts: Sequence[str],
+                     data: bytes) -> TransactionReply:
+        mail = wire.command(f"MAIL FROM:<{mail_from}>")
+        rcpt_replies: dict[str, Reply] = {}
+        accepted: list[str] = []  # one entry per accepted RCPT command, repeats included
+        if mail.accepted:
+            for rcpt in rcpts:
+                reply = wire.command(f"RCPT TO:<{rcpt}>")
+                rcpt_replies.setdefault(rcpt, reply)
+                if reply.accepted:
+                    accepted.append(rcpt)
+        if not accepted:
+            if not wire.reset():
+                self._wire = None
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
+        finals = self._data(wire, data, accepted)
+        data_replies: dict[str, Reply] = {}
+        for rcpt, final in zip(accepted, finals, strict=True):
+            data_replies.setdefault(rcpt, final)
+        return TransactionReply(mail, rcpt_replies, data_replies, tuple(wire.transcript))
+
+    def _data(self, wire: _Wire, data: bytes, accepted: list[str]) -> list[Reply]:
+        """The final-dot reply for each accepted RCPT, in order."""
+        go_ahead = wire.command("DATA", _data_go_ahead)
+        if go_ahead.code != 354:
+            return [go_ahead] * len(accepted)
+        wire.send_data(data)
+        if self.endpoint.protocol == "smtp":
+            return [wire.read("final dot", _completion)] * len(accepted)
+        return [wire.read(f"final dot (reply {i} of {len(accepted)}, for <{rcpt}>)", _completion)
+                for i, rcpt in enumerate(accepted, 1)]
+
+    def _forget_connection(self) -> None:
+        if self._wire is not None:
+            self._wire.close()
+            self._wire = None
+
+
+def check_reachable(url: str, *, sut: str, timeout: float) -> None:
+    """Raise ProtocolError unless a server at `url` accepts a connection and greets with 220."""
+    _Wire(Endpoint.parse(url), sut=sut, connect_timeout=timeout, reply_timeout=timeout,
+          transcript=[]).quit()

@@ -1,0 +1,220 @@
+"""Read a mailbox (its INBOX) back by URL: Maildir, POP3 or IMAP.
+
+URL forms: maildir:/abs/path, pop3://user@host:port, pop3s://..., imap://...,
+imaps://...; `?starttls` upgrades a plain connection, `?insecure` skips
+certificate checks (self-signed test servers). The user may be
+percent-encoded (bob%40isp.test). Network readers return messages with CRLF
+line endings, as the protocols carry them; Maildir returns the file bytes.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import mailbox
+import math
+import os
+import poplib
+import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+DEFAULT_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
+_OPTIONS = frozenset({"starttls", "insecure"})
+
+
+class MailboxReader(Protocol):
+    def messages(self) -> list[bytes]:
+        """Every message in the mailbox, raw, oldest first; changes nothing."""
+        ...
+
+    def clear(self) -> None:
+        """Delete every message."""
+        ...
+
+
+class MailboxError(Exception):
+    """A mailbox could not be read or cleared; names the URL, never the password."""
+
+
+@dataclass(frozen=True)
+class Account:
+    """A POP3/IMAP login; `url` is the password-free form used in messages."""
+
+    url: str
+    host: str
+    port: int
+    user: str
+    password: str
+    implicit_tls: bool
+    starttls: bool
+    tls: ssl.SSLContext
+
+    @classmethod
+    def parse(cls, url: str, password: str | None) -> Account:
+        parts = urlsplit(url)
+        options = parse_qs(parts.query, keep_blank_values=True)
+        host_port = parts.netloc.rpartition("@")[2]
+        login = f"{parts.username}@" if parts.username else ""
+        shown = parts._replace(netloc=login + host_port).geturl()
+        if not _OPTIONS.issuperset(options):
+            raise ValueError(f"{shown}: unknown options {sorted(set(options) - _OPTIONS)}")
+        implicit_tls = parts.scheme.endswith("s")
+        if implicit_tls and "starttls" in options:
+            raise ValueError(f"{shown}: ?starttls makes no sense with implicit TLS")
+        if not parts.username or not parts.hostname:
+            raise ValueError(f"expected {parts.scheme}://user@host[:port], got {shown}")
+        secret = password if password is not None else unquote(parts.password or "")
+        if not secret:
+            raise ValueError(f"{shown}: no password given")
+        tls = ssl.create_default_context()
+        if "insecure" in options:
+            tls.check_hostname = False
+            tls.verify_mode = ssl.CERT_NONE
+        return cls(shown, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme],
+                   unquote(parts.username), secret, implicit_tls, "starttls" in options, tls)
+
+
+class MaildirMailbox:
+    """A Maildir's new/ and cur/; a Maildir that does not exist yet is empty."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def messages(self) -> list[bytes]:
+        maildir = self._open()
+        if maildir is None:
+            return []
+        arrived = self._arrival_times(maildir.colon)
+        keys = sorted(maildir.iterkeys(), key=lambda key: (arrived.get(key, math.inf), key))
+        return [maildir.get_bytes(key) for key in keys]
+
+    def clear(self) -> None:
+        maildir = self._open()
+        if maildir is not None:
+            maildir.clear()
+
+    def _arrival_times(self, colon: str) -> dict[str, float]:
+        """Each message's mtime by Maildir key (its file name before the info part).
+
+        File names order arrivals only to the second, so the time of delivery is
+        the file's mtime (a move from new/ to cur/ keeps it); read with scandir
+        because mailbox's own route, get_message().get_date(), parses every message.
+        """
+        return {entry.name.split(colon, 1)[0]: entry.stat().st_mtime_ns
+                for folder in ("new", "cur")
+                for entry in os.scandir(os.path.join(self.path, folder))}
+
+    def _open(self) -> mailbox.Maildir | None:
+        """The Maildir, or None while it does not exist (or is only half created)."""
+        if not all(os.path.isdir(os.path.join(self.path, folder)) for folder in ("new", "cur")):
+            return None
+        return mailbox.Maildir(self.path, create=False)
+
+
+class Pop3Mailbox:
+    """A POP3 maildrop: RETR everything and QUIT (no DELE) to read; DELE to clear."""
+
+    def __init__(self, account: Account, timeout: float) -> None:
+        self.account = account
+        self.timeout = timeout
+
+    def messages(self) -> list[bytes]:
+        with self._session("reading") as pop:
+            count, _ = pop.stat()
+            # retr() strips CRLF and undoes dot-stuffing per line; put the line ends back.
+            return [b"".join(line + b"\r\n" for line in pop.retr(number)[1])
+                    for number in range(1, count + 1)]
+
+    def clear(self) -> None:
+        with self._session("clearing") as pop:
+            count, _ = pop.stat()
+            for number in range(1, count + 1):
+                pop.dele(number)
+
+    @contextmanager
+    def _session(self, purpose: str) -> Iterator[poplib.POP3]:
+        account = self.account
+        try:
+            pop = (poplib.POP3_SSL(account.host, account.port, timeout=self.timeout, context=account.tls)
+                   if account.implicit_tls
+                   else poplib.POP3(account.host, account.port, timeout=self.timeout))
+            try:
+                if account.starttls:
+                    pop.stls(account.tls)
+                pop.user(account.user)
+                pop.pass_(account.password)
+                yield pop
+                pop.quit()
+            finally:
+                pop.close()
+        except (OSError, poplib.error_proto) as err:
+            raise MailboxError(f"{account.url}: {purpose} failed: {err}") from err
+
+
+class ImapMailbox:
+    """An IMAP INBOX: EXAMINE and BODY.PEEK[] to read (no flag changes); \\Deleted + EXPUNGE to clear."""
+
+    def __init__(self, account: Account, timeout: float) -> None:
+        self.account = account
+        self.timeout = timeout
+
+    def messages(self) -> list[bytes]:
+        with self._session("reading") as imap:
+            if self._select(imap, readonly=True) == 0:
+                return []
+            status, items = imap.fetch("1:*", "(BODY.PEEK[])")
+            if status != "OK":
+                raise MailboxError(f"{self.account.url}: FETCH answered {status} {items!r}")
+            # Literals come as (b'SEQ (BODY[] {SIZE}', raw) pairs among plain closing parts.
+            fetched = sorted((int(item[0].split(b" ", 1)[0]), item[1])
+                             for item in items if isinstance(item, tuple))
+            return [raw for _, raw in fetched]
+
+    def clear(self) -> None:
+        with self._session("clearing") as imap:
+            if self._select(imap, readonly=False) > 0:
+                imap.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+                imap.expunge()
+
+    def _select(self, imap: imaplib.IMAP4, *, readonly: bool) -> int:
+        """SELECT (or, read-only, EXAMINE) the INBOX; the number of messages in it."""
+        status, data = imap.select("INBOX", readonly=readonly)
+        if status != "OK":
+            raise MailboxError(f"{self.account.url}: cannot open INBOX: {status} {data!r}")
+        return int(data[0] or b"0")
+
+    @contextmanager
+    def _session(self, purpose: str) -> Iterator[imaplib.IMAP4]:
+        account = self.account
+        try:
+            imap = (imaplib.IMAP4_SSL(account.host, account.port, ssl_context=account.tls,
+                                      timeout=self.timeout)
+                    if account.implicit_tls
+                    else imaplib.IMAP4(account.host, account.port, timeout=self.timeout))
+            try:
+                if account.starttls:
+                    imap.starttls(account.tls)
+                imap.login(account.user, account.password)
+                yield imap
+            finally:
+                imap.logout()
+        except (OSError, imaplib.IMAP4.error) as err:
+            raise MailboxError(f"{account.url}: {purpose} failed: {err}") from err
+
+
+def open_mailbox(url: str, *, password: str | None = None, timeout: float = 10) -> MailboxReader:
+    """A reader for the mailbox at `url` (see the module docstring for the forms)."""
+    scheme = urlsplit(url).scheme
+    if scheme == "maildir":
+        path = urlsplit(url).path
+        if not path.startswith("/"):
+            raise ValueError(f"expected maildir:/absolute/path, got {url!r}")
+        return MaildirMailbox(path)
+    if scheme in ("pop3", "pop3s"):
+        return Pop3Mailbox(Account.parse(url, password), timeout)
+    if scheme in ("imap", "imaps"):
+        return ImapMailbox(Account.parse(url, password), timeout)
+    raise ValueError(f"not a maildir:, pop3(s):// or imap(s):// URL: {url!r}")
