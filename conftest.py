@@ -13,7 +13,10 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from specs.explain import InvariantViolation
-from specs.report import Report
+from specs.report import Outcome, Report
+from suts.config import load as load_config
+from suts.expectations import Expectation
+from suts.expectations import load as load_expectations
 from suts.base import SystemUnderTest
 from suts.registry import resolve
 from suts.wire import MailboxError, ProtocolError
@@ -44,14 +47,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="TOML file describing any server to test (overrides --sut)")
     group.addoption("--report-json", type=Path, default=None,
                     help="write one outcome per invariant, with counterexamples, to this file")
+    group.addoption("--expectations", type=Path, default=None,
+                    help="TOML of known outcomes (default: the --sut-config's `expectations`);"
+                         " the run fails only where outcomes differ from it")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): the conformance property a test checks")
     config.stash[_REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
+    config.stash[_EXPECTED] = _expectations(config)
+
+
+def _expectations(config: pytest.Config) -> dict[str, Expectation]:
+    path = config.getoption("--expectations")
+    sut_config = config.getoption("--sut-config")
+    try:
+        if path is None and sut_config is not None:
+            path = load_config(sut_config, dict(os.environ)).expectations
+        return load_expectations(path) if path else {}
+    except ValueError as error:
+        raise pytest.UsageError(f"mailconform: {error}") from None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An invariant the SUT is known to fail is a strict xfail: a fix shows up as XPASS."""
+    expected = config.stash[_EXPECTED]
+    for item in items:
+        marker = item.get_closest_marker("invariant")
+        known = expected.get(marker.args[0]) if marker else None
+        if known and known.outcome == "failed":
+            item.add_marker(pytest.mark.xfail(strict=True, reason=f"expected: {known.reason}"))
 
 
 _REPORT = pytest.StashKey[Report]()
+_EXPECTED = pytest.StashKey[dict[str, Expectation]]()
 
 
 @pytest.fixture(scope="session")
@@ -82,8 +111,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" or result.failed or result.skipped:
         violation = _violation(call.excinfo.value) if call.excinfo else None
         # A failure that is not an invariant violation means the SUT or the suite broke.
-        outcome = ("skipped" if result.skipped else "passed" if result.passed
-                   else "failed" if violation else "error")
+        if hasattr(result, "wasxfail"):  # known to fail: xfailed, or (not strict) passed
+            outcome: Outcome = "failed" if result.skipped else "passed"
+        elif result.failed and "XPASS(strict)" in str(result.longrepr):
+            outcome = "passed"
+        else:
+            outcome = ("skipped" if result.skipped else "passed" if result.passed
+                       else "failed" if violation else "error")
         item.config.stash[_REPORT].record(marker.args[0], outcome,
                                           violation.counterexample if violation else None)
     return result
@@ -100,7 +134,7 @@ def _violation(error: BaseException) -> InvariantViolation | None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     report = config.stash[_REPORT]
     if report.outcomes:
-        for line in report.table():
+        for line in report.table({k: e.outcome for k, e in config.stash[_EXPECTED].items()}):
             terminalreporter.write_line(line)
     path = config.getoption("--report-json")
     if path:

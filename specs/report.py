@@ -40,12 +40,18 @@ class Report:
             } for inv in CATALOGUE],
         }
 
-    def table(self) -> list[str]:
-        """A plain-text conformance table for the terminal."""
+    def table(self, expected: dict[str, str] | None = None) -> list[str]:
+        """A plain-text conformance table for the terminal; marks outcomes that differ from
+        the expectations, if any are given."""
         width = max(len(inv.id) for inv in CATALOGUE)
         marks = {"passed": "pass", "failed": "FAIL", "error": "ERROR", "skipped": "skip"}
         lines = [f"mailconform: {self.sut} ({self.transport})"]
         for inv in CATALOGUE:
             outcome = self.outcomes.get(inv.id, "skipped")
-            lines.append(f"  {marks[outcome]:<5} {inv.id:<{width}}  {inv.strength:<6} {', '.join(inv.rfc)}")
+            note = ""
+            if expected is not None and outcome in ("passed", "failed"):
+                wanted = expected.get(inv.id, "passed")
+                note = "  (as expected)" if wanted == outcome else f"  (CHANGED: expected {wanted})"
+            lines.append(f"  {marks[outcome]:<5} {inv.id:<{width}}  {inv.strength:<6}"
+                         f" {', '.join(inv.rfc)}{note}")
         return lines

@@ -20,9 +20,6 @@ class Reply:
     def accepted(self) -> bool:
         return 200 <= self.code < 300
 
-    def __str__(self) -> str:
-        return f"{self.code} {self.text}"
-
 
 @dataclass(frozen=True)
 class TransactionReply:

@@ -1,0 +1,71 @@
+"""Expected outcomes per SUT, kept outside the tests, so a CI gate fails on changes.
+
+An expectations file maps invariant ids to the outcome a SUT is known to have,
+with the reason and a link.  Invariants it does not name are expected to pass.
+
+    python -m suts.expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from specs.invariants import BY_ID
+
+
+@dataclass(frozen=True)
+class Expectation:
+    outcome: str
+    reason: str = ""
+    link: str = ""
+
+
+def load(path: Path) -> dict[str, Expectation]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    expectations = {}
+    for invariant, entry in data.items():
+        if invariant not in BY_ID:
+            raise ValueError(f"{path}: unknown invariant {invariant!r}")
+        if entry.get("outcome") not in ("passed", "failed"):
+            raise ValueError(f"{path}: [{invariant}] outcome must be \"passed\" or \"failed\"")
+        expectations[invariant] = Expectation(entry["outcome"], entry.get("reason", ""),
+                                              entry.get("link", ""))
+    return expectations
+
+
+def rewritten(report: dict[str, object], previous: dict[str, Expectation]) -> str:
+    """The expectations file matching ``report``, keeping reasons for unchanged entries."""
+    lines = [f"# Expected outcomes for {report['sut']}; invariants not named here are expected to pass.",
+             "# Rewrite with: python -m suts.expectations REPORT.json THIS_FILE", ""]
+    for entry in report["invariants"]:  # type: ignore[attr-defined]
+        outcome = entry["outcome"]
+        if outcome != "failed":  # an error is the SUT or suite breaking, never an expectation
+            continue
+        kept = previous.get(entry["id"])
+        reason = kept.reason if kept and kept.outcome == "failed" else "TODO: explain"
+        lines += [f"[{entry['id']}]", 'outcome = "failed"', f"reason = {json.dumps(reason)}"]
+        if kept and kept.link:
+            lines.append(f"link = {json.dumps(kept.link)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("report", type=Path, help="a --report-json file")
+    parser.add_argument("expectations", type=Path, help="the expectations file to rewrite")
+    args = parser.parse_args()
+    previous = load(args.expectations) if args.expectations.exists() else {}
+    args.expectations.write_text(rewritten(json.loads(args.report.read_text()), previous))
+    print(f"wrote {args.expectations}")
+
+
+if __name__ == "__main__":
+    main()
