@@ -14,10 +14,10 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from specs.explain import InvariantViolation
 from specs.report import Outcome, Report
+from suts.base import SystemUnderTest
 from suts.config import load as load_config
 from suts.expectations import Expectation
 from suts.expectations import load as load_expectations
-from suts.base import SystemUnderTest
 from suts.registry import resolve
 from suts.wire import MailboxError, ProtocolError
 
@@ -64,14 +64,14 @@ def _expectations(config: pytest.Config) -> dict[str, Expectation]:
     try:
         if path is None and sut_config is not None:
             path = load_config(sut_config, dict(os.environ)).expectations
-        return load_expectations(path) if path else {}
+        return load_expectations(path) if path else None
     except ValueError as error:
         raise pytest.UsageError(f"mailconform: {error}") from None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """An invariant the SUT is known to fail is a strict xfail: a fix shows up as XPASS."""
-    expected = config.stash[_EXPECTED]
+    expected = config.stash[_EXPECTED] or {}
     for item in items:
         marker = item.get_closest_marker("invariant")
         known = expected.get(marker.args[0]) if marker else None
@@ -80,7 +80,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _REPORT = pytest.StashKey[Report]()
-_EXPECTED = pytest.StashKey[dict[str, Expectation]]()
+_EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()
 
 
 @pytest.fixture(scope="session")
@@ -134,7 +134,8 @@ def _violation(error: BaseException) -> InvariantViolation | None:
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     report = config.stash[_REPORT]
     if report.outcomes:
-        for line in report.table({k: e.outcome for k, e in config.stash[_EXPECTED].items()}):
+        expected = config.stash[_EXPECTED]
+        for line in report.table(None if expected is None else {k: e.outcome for k, e in expected.items()}):
             terminalreporter.write_line(line)
     path = config.getoption("--report-json")
     if path:
