@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specs.scenario import MailingList, Scenario, Submit, World  # noqa: E402
-from strategies import scenarios  # noqa: E402
-from suts.base import execute  # noqa: E402
-from suts.embedded import EmbeddedSUT  # noqa: E402
-from suts.wire import EmbeddedServer, Injector, Reply  # noqa: E402
+from specs.scenario import MailingList, Scenario, Submit, World
+from strategies import scenarios
+from suts.base import execute
+from suts.embedded import EmbeddedSUT
+from suts.wire import EmbeddedServer, Injector, Reply
 
 MESSAGE = (b"From: r1@remote.example\r\nTo: u1@isp.test\r\nSubject: bench\r\n"
            b"Message-ID: <bench@ids.example>\r\n\r\nbody\r\n")
