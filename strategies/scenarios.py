@@ -63,6 +63,11 @@ def _submit(draw: st.DrawFn, world: World, message: str, senders: tuple[str, ...
                   draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
 
 
+SEED_STORY = Scenario(World(("u1",), lists=(MailingList("L1", ("u1",)),)),
+                      (Submit("m1", "u1", to=("L1",), bcc=("u1",)),))
+"""The report that started the project: a poster on his own list who Bccs himself."""
+
+
 @st.composite
 def scenarios(draw: st.DrawFn, max_events: int = 4) -> Scenario:
     """A world and a short story of submissions, resends and retransmissions in it."""

@@ -1,13 +1,14 @@
 """Delivery paths: every accepted path is delivered exactly once."""
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 
-from strategies import scenarios
+from strategies import SEED_STORY, scenarios
 from suts.base import SystemUnderTest, assert_invariant
 
 
 @pytest.mark.invariant("copy-per-path")
+@example(scenario=SEED_STORY)  # always tried first: the story this suite exists for
 @given(scenario=scenarios())
 def test_copy_per_path(sut: SystemUnderTest, scenario) -> None:
     """Every path the SUT accepted leaves a copy in its mailbox or a failure notice."""
