@@ -109,7 +109,7 @@ pre {{ background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 13px; }}
 <tbody>
 {rows}
 </tbody></table>
-<h2>Counterexamples</h2>
+<h2>Systems and counterexamples</h2>
 {details}
 <h2>Invariants</h2>
 <table class="legend"><tr><th>id</th><th>strength</th><th>RFC</th><th>rationale</th></tr>{legend}</table>
