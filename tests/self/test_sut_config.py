@@ -53,6 +53,19 @@ def test_independent_server_passes_through_its_config_file(tiny_mx: tuple[int, P
     assert {i["outcome"] for i in data["invariants"]} == {"passed"}
 
 
+def test_fixed_mailbox_pool_is_emptied_between_examples(tiny_mx: tuple[int, Path],
+                                                       tmp_path: Path) -> None:
+    """With a fixed pool of mailboxes the suite clears them, so examples never see old mail."""
+    port, root = tiny_mx
+    config = tmp_path / "pool.toml"
+    config.write_text(f'name = "tiny-pool"\ninject = "smtp://127.0.0.1:{port}"\n'
+                      f'domains = ["isp.test"]\nmailbox = "maildir:{root}/{{local}}/Maildir"\n'
+                      'mailboxes = ["alice", "bob", "carol"]\n[timeouts]\nsettle = 0.1\n')
+    result = run_suite("--sut-config", str(config), "-k", "copy_per_path or phantom")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert {p.name for p in root.iterdir()} <= {"alice", "bob", "carol"}
+
+
 def test_unreachable_server_stops_the_run_with_one_message(tmp_path: Path) -> None:
     """Nothing listening: the run stops before any example with one clear message."""
     config = tmp_path / "down.toml"
