@@ -191,8 +191,13 @@ class Injector:
         """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError."""
         transcript: list[str] = []
         try:
-            wire = self._ready(transcript)
-            return self._transaction(wire, mail_from, rcpts, data)
+            reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
+            if _closing(reply):
+                # 421 before DATA: the server is closing the channel (RFC 5321 §3.8), e.g. at a
+                # per-connection message limit, and nothing was accepted: start afresh, once.
+                transcript.append("-- 421 before DATA: reconnecting once")
+                reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
+            return reply
         except ProtocolError:
             self._forget_connection()  # its state is unknown now
             raise
@@ -226,8 +231,13 @@ class Injector:
             for rcpt in rcpts:
                 reply = wire.command(f"RCPT TO:<{rcpt}>")
                 rcpt_replies.setdefault(rcpt, reply)
+                if reply.code == 421:
+                    break
                 if reply.accepted:
                     accepted.append(rcpt)
+        if mail.code == 421 or any(r.code == 421 for r in rcpt_replies.values()):
+            self._forget_connection()
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
         if not accepted:
             if not wire.reset():
                 self._wire = None
@@ -253,6 +263,10 @@ class Injector:
         if self._wire is not None:
             self._wire.close()
             self._wire = None
+
+
+def _closing(reply: TransactionReply) -> bool:
+    return not reply.data and (reply.mail.code == 421 or any(r.code == 421 for r in reply.rcpts.values()))
 
 
 def check_reachable(url: str, *, sut: str, timeout: float) -> None:

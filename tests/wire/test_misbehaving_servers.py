@@ -92,6 +92,18 @@ def test_reconnects_once_when_the_idle_connection_was_dropped() -> None:
     assert "-- the server had closed the connection; reconnecting once" in second.transcript
 
 
+def test_421_before_data_retries_once_on_a_new_connection() -> None:
+    """A server closing at a per-connection limit (421 at MAIL) gets the transaction on a new connection."""
+    mails = iter(["250 ok", "421 4.7.0 too many messages in this connection"])
+    with ScriptedServer(lambda line: next(mails, "250 ok") if line.startswith("MAIL") else polite(line)) \
+            as server, Injector(server.url("smtp"), sut="scripted") as injector:
+        first = injector.send(FROM, ["a@isp.test"], MESSAGE)
+        second = injector.send(FROM, ["a@isp.test"], MESSAGE)
+        assert server.connections == 2
+    assert first.delivered_to("a@isp.test") and second.delivered_to("a@isp.test")
+    assert "-- 421 before DATA: reconnecting once" in second.transcript
+
+
 def test_server_gone_for_good_fails_the_reconnect() -> None:
     """When the server has gone away, the one reconnect fails with a clear ProtocolError."""
     recorder = Recorder()
