@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_suite(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *args],
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
