@@ -36,7 +36,8 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
              f"  {invariant.summary}",
              f"  Grounded in: {', '.join(invariant.rfc)}", "", "The story:"]
     lines += [f"  {line}" for line in plan.scenario.story().splitlines()]
-    lines += ["", "Transactions the suite sent into the SUT (replies: MAIL RCPT DATA):"]
+    lines += ["", "Transactions the suite sent into the SUT (replies: MAIL RCPT DATA;"
+                  " missing numbers are hops between the suite's own hosts):"]
     for tx in plan.injections:
         said = observation.replies.get(tx.id, {})
         rcpts = ", ".join(f"{r} [{said.get(r, 'not sent')}]" for r in tx.rcpts)
@@ -44,7 +45,7 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
                               f" MAIL FROM:<{tx.mail_from}> RCPT TO: {rcpts}"))
     lines.append("")
     for mailbox in sorted({v.mailbox for v in violations}):
-        expected = [e.path for e in plan.expected if e.mailbox == mailbox]
+        expected = sorted((e.path for e in plan.expected if e.mailbox == mailbox), key=_number)
         seen = Counter(str(c.path) for c in observation.copies_in(mailbox))
         notices = [n for n in observation.notices if n.mailbox == mailbox]
         lines.append(symbolic(
@@ -53,6 +54,10 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
             f" failure notices received there: {len(notices)}"))
         lines += [symbolic(f"  x {v.detail}") for v in violations if v.mailbox == mailbox]
     return "\n".join(lines)
+
+
+def _number(transaction_id: str) -> int:
+    return int(transaction_id.rpartition("t")[2])
 
 
 def _symbolizer(plan: Plan) -> Any:
