@@ -74,10 +74,6 @@ class Plan:
     injections: tuple[Transaction, ...]
     expected: tuple[ExpectedCopy, ...]
     aliases: Mapping[str, tuple[str, ...]]
-    bcc_addresses: frozenset[str]
-
-    def injection(self, transaction_id: str) -> Transaction:
-        return next(t for t in self.injections if t.id == transaction_id)
 
     @property
     def mailboxes(self) -> tuple[str, ...]:
@@ -98,8 +94,6 @@ def plan(scenario: Scenario, naming: Naming, roles: Iterable[Role] = ("mx",),
         injections=tuple(planner.injections), expected=tuple(planner.expected),
         aliases={naming.address(a): tuple(naming.address(u) for u in targets)
                  for a, targets in world.aliases},
-        bcc_addresses=frozenset(naming.address(s) for e in scenario.events
-                                if isinstance(e, Submit) for s in e.bcc),
     )
 
 
@@ -174,25 +168,25 @@ class _Planner:
         """The SUT is the originator's submission server: it owes every recipient a copy."""
         tx = self._transaction(hop, mail_from, _unique(to + cc + bcc), content, "submission")
         blind = set(bcc) - set(to + cc)
-        local: dict[str, _Carried] = {}
+        # One transaction reaching a mailbox twice is one path: gather what reaches each user.
+        reaching: dict[str, set[str]] = {}
+        shows_bcc: dict[str, bool] = {}
         for recipients, copy, _ in _bcc_copies(tx.content, to, cc, bcc, mode):
             for symbol in recipients:
                 address = self.naming.address(symbol)
                 # The SUT picks its own §3.6.3 treatment: a blind recipient's copy may show Bcc.
-                carried = _Carried(copy, message, (hop,), ((tx.id, frozenset({address})),),
-                                   symbol in blind)
                 if symbol[0] not in "ua":
+                    carried = _Carried(copy, message, (hop,), ((tx.id, frozenset({address})),),
+                                       symbol in blind)
                     self._expect(address, tx.id, mail_from, carried, "SUT relay", at_sink=True)
                     self._arrive(symbol, mail_from, carried)
                     continue
                 for user in self._final_users((symbol,)):
-                    earlier = local.get(user)
-                    if earlier:  # one transaction reaching a mailbox twice is one path
-                        carried = _Carried(copy, message, (hop,), (
-                            (tx.id, earlier.requires[0][1] | {address}),),
-                            earlier.bcc_copy or carried.bcc_copy)
-                    local[user] = carried
-        for user, carried in local.items():
+                    reaching.setdefault(user, set()).add(address)
+                    shows_bcc[user] = shows_bcc.get(user, False) or symbol in blind
+        for user, addresses in reaching.items():
+            carried = _Carried(tx.content, message, (hop,),
+                               ((tx.id, frozenset(addresses)),), shows_bcc[user])
             self._expect(user, tx.id, mail_from, carried, "SUT")
 
     def _send(self, hop: str, mail_from: str, recipients: Iterable[str], carried: _Carried) -> None:
