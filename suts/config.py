@@ -45,8 +45,8 @@ class SutConfig:
     description: str = ""
     expectations: Path | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
-    sink: Path | None = None
-    """Maildir root where the suite files what the SUT relays to remote domains."""
+    sink: str | None = None
+    """Mailbox template ({address}) where the suite files what the SUT relays to remote domains."""
 
     @property
     def transport(self) -> str:

@@ -18,8 +18,8 @@ from specs.model import Plan
 from suts.config import SutConfig, Timeouts
 from suts.network import NetworkSUT
 from suts.policies import policy as named_policy
-from suts.reference import ReferenceServer
-from suts.wire import EmbeddedServer, Injector, Reply
+from suts.reference import ReferenceServer, file_at_remote_hosts
+from suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
 
 
 class MaildirStore:
@@ -27,9 +27,8 @@ class MaildirStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-
-    def url(self, address: str) -> str:
-        return f"maildir:{self.root}/{address}/Maildir"
+        self.template = f"maildir:{root}/{{address}}/Maildir"
+        """Where the suite reads a mailbox, as a --sut-config mailbox template."""
 
     def file(self, mailbox: str, raw: bytes) -> None:
         path = self.root / mailbox.lower()
@@ -37,10 +36,7 @@ class MaildirStore:
         maildir.Maildir(path / "Maildir", create=True).add(raw)
 
     def held(self, mailbox: str) -> list[bytes]:
-        path = self.root / mailbox.lower() / "Maildir"
-        if not path.exists():
-            return []
-        return [m.as_bytes() for _, m in sorted(maildir.Maildir(path, create=False).items())]
+        return open_mailbox(self.template.format(address=mailbox.lower())).messages()
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -75,8 +71,7 @@ class _Sink:
         return Reply(250, "2.1.5 ok")
 
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
-        for rcpt in rcpts:
-            self.store.file(rcpt, f"Return-Path: <{mail_from}>\r\n".encode() + data)
+        file_at_remote_hosts(self.store, mail_from, rcpts, data)
         return [Reply(250, "2.0.0 filed") for _ in rcpts]
 
 
@@ -88,8 +83,8 @@ class EmbeddedSUT(NetworkSUT):
         self._sink.start()
         self._relay_client = Injector(self._sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
-        self._reference = ReferenceServer(named_policy(policy_name), MaildirStore(self._root / "mx"),
-                                          self._relay)
+        mx_store = MaildirStore(self._root / "mx")
+        self._reference = ReferenceServer(named_policy(policy_name), mx_store, self._relay)
         self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
             self._servers.append(EmbeddedServer(_Submission(self._reference)))
@@ -101,8 +96,8 @@ class EmbeddedSUT(NetworkSUT):
             inject=self._servers[1].url,
             submission=self._servers[2].url if protocol == "smtp" else None,
             roles=frozenset({"mx", "submission"}) if protocol == "smtp" else frozenset({"mx"}),
-            domains=("isp.test",), mailbox=f"maildir:{self._root}/mx/{{address}}/Maildir",
-            expands_aliases=True, sink=self._sink_store.root,
+            domains=("isp.test",), mailbox=mx_store.template,
+            expands_aliases=True, sink=self._sink_store.template,
             # It files before it answers, so there is nothing to wait for.
             timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
             before_play=self._reset)

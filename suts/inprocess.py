@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import partial
 
 from specs.model import Plan, Role
 from specs.naming import Naming
 from specs.observation import Observation, observe
 from suts.base import ReplyLog
 from suts.policies import policy as named_policy
-from suts.reference import ReferenceServer
+from suts.reference import ReferenceServer, file_at_remote_hosts
 from suts.wire.replies import Reply, TransactionReply
 
 
@@ -22,11 +23,6 @@ class MemoryStore:
 
     def held(self, mailbox: str) -> list[bytes]:
         return list(self.mailboxes.get(mailbox.lower(), []))
-
-    def relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
-        """The remote hosts the suite plays: file what they receive, as a sink."""
-        for rcpt in rcpts:
-            self.file(rcpt, f"Return-Path: <{mail_from}>\r\n".encode() + data)
 
 
 class InProcessSUT:
@@ -44,7 +40,8 @@ class InProcessSUT:
 
     def play(self, plan: Plan) -> Observation:
         store = MemoryStore()
-        server = ReferenceServer(named_policy(self.policy_name), store, store.relay)
+        server = ReferenceServer(named_policy(self.policy_name), store,
+                                 partial(file_at_remote_hosts, store))
         server.aliases = dict(plan.aliases)
         log = ReplyLog()
         for tx in plan.injections:

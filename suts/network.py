@@ -106,12 +106,10 @@ class NetworkSUT:
             if self.config.mailboxes:
                 readers[address].clear()  # a fixed pool carries the last example's mail
         sink = self.config.sink
-        if sink:
-            for copy in plan.expected:
-                if copy.at_sink:
-                    readers[copy.mailbox] = open_mailbox(f"maildir:{sink}/{copy.mailbox}/Maildir")
-            for address in {e.return_path for e in plan.expected} - set(readers):
-                readers[address] = open_mailbox(f"maildir:{sink}/{address}/Maildir")
+        if sink:  # relayed copies, and notices to remote reverse-paths
+            remote = {e.mailbox for e in plan.expected if e.at_sink}
+            remote |= {e.return_path for e in plan.expected} - set(readers)
+            readers.update({address: open_mailbox(sink.format(address=address)) for address in remote})
         return readers
 
     def _provision(self, address: str) -> None:

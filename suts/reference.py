@@ -77,10 +77,9 @@ class ReferenceServer:
             if self.policy.bounces_refused and mail_from:
                 self._notify(mail_from, mailbox, data)
             return
-        # RFC 5321 §4.4: final delivery records the reverse-path.
-        return_path = f"Return-Path: <{self.policy.return_path(mail_from, message)}>\r\n"
         for _ in range(self.policy.copies):
-            self.store.file(mailbox, return_path.encode() + self.policy.rewrite(data))
+            self.store.file(mailbox, with_return_path(self.policy.return_path(mail_from, message),
+                                                      self.policy.rewrite(data)))
 
     def _stamp(self, data: bytes) -> bytes:
         received = (f"Received: from client.upstream.test (localhost [127.0.0.1])\r\n"
@@ -97,9 +96,20 @@ class ReferenceServer:
         """Send an RFC 3464 failure notice from the null reverse-path (RFC 5321 §4.5.5)."""
         notice = _failure_notice(self.hostname, reverse_path, mailbox, data)
         if self.is_local(reverse_path):
-            self.store.file(reverse_path.lower(), b"Return-Path: <>\r\n" + notice)
+            self.store.file(reverse_path.lower(), with_return_path("", notice))
         else:
             self.relay("", [reverse_path], notice)
+
+
+def with_return_path(reverse_path: str, data: bytes) -> bytes:
+    """The copy as final delivery files it: the reverse-path recorded on top (RFC 5321 §4.4)."""
+    return f"Return-Path: <{reverse_path}>\r\n".encode() + data
+
+
+def file_at_remote_hosts(store: MailStore, mail_from: str, rcpts: list[str], data: bytes) -> None:
+    """The remote hosts the suite plays: file what the SUT relays, as final delivery."""
+    for rcpt in rcpts:
+        store.file(rcpt, with_return_path(mail_from, data))
 
 
 def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes) -> bytes:
