@@ -20,8 +20,8 @@ _BRIEF = 0.05
 """Seconds of stillness that suffice once every owed copy has arrived."""
 
 
-class SetupError(RuntimeError):
-    """The SUT cannot play even the simplest scenario: stop before any example."""
+class SutError(RuntimeError):
+    """The SUT could not be driven (set-up refused, mailboxes never settled): an error, never a verdict."""
 
 
 class NetworkSUT:
@@ -49,10 +49,10 @@ class NetworkSUT:
         observation = self.play(the_plan)
         (tx,) = the_plan.injections
         if not observation.accepted.get(tx.id):
-            raise SetupError(f"{self.name} refused a plain message to {tx.rcpts[0]}:"
+            raise SutError(f"{self.name} refused a plain message to {tx.rcpts[0]}:"
                              f" {observation.replies.get(tx.id)}")
         if not observation.copies:
-            raise SetupError(f"{self.name} accepted a plain message to {tx.rcpts[0]} but it did not"
+            raise SutError(f"{self.name} accepted a plain message to {tx.rcpts[0]} but it did not"
                              f" appear at {self.config.mailbox_url(tx.rcpts[0])} within"
                              f" {timeouts.quiescence:g} s")
 
@@ -80,7 +80,7 @@ class NetworkSUT:
         if sum(map(len, quiet.snapshot.values())) < owed_copies and timeouts.settle > _BRIEF:
             quiet = wait_quiet(snapshot, settle=timeouts.settle, limit=timeouts.quiescence)
         if not quiet.settled:
-            raise SetupError(f"{self.name}: mailboxes still changing after {timeouts.quiescence:g} s")
+            raise SutError(f"{self.name}: mailboxes still changing after {timeouts.quiescence:g} s")
         return quiet.snapshot
 
     def close(self) -> None:
@@ -122,7 +122,7 @@ class NetworkSUT:
         done = subprocess.run(command, shell=True, capture_output=True, text=True,
                               timeout=self.config.timeouts.reply)
         if done.returncode:
-            raise SetupError(f"{self.name}: provisioning {address} failed ({command}):"
+            raise SutError(f"{self.name}: provisioning {address} failed ({command}):"
                              f" {done.stderr.strip() or done.stdout.strip()}")
         self._provisioned.add(address)
 
