@@ -59,16 +59,16 @@ def observe(mailboxes: Mapping[str, list[bytes]], trace_id: re.Pattern[str],
     notices: list[Notice] = []
     for mailbox, raws in mailboxes.items():
         for raw in raws:
-            notice = _as_notice(mailbox, raw)
+            parsed = message_from_bytes(raw, policy=policy.default)
+            notice = _as_notice(mailbox, parsed)
             if notice:
                 notices.append(notice)
             else:
-                copies.append(ObservedCopy(mailbox, raw, _path(raw, trace_id)))
+                copies.append(ObservedCopy(mailbox, raw, _path(parsed, trace_id)))
     return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))
 
 
-def _path(raw: bytes, trace_id: re.Pattern[str]) -> str | None:
-    parsed = message_from_bytes(raw, policy=policy.default)
+def _path(parsed: Message, trace_id: re.Pattern[str]) -> str | None:
     for received in parsed.get_all("Received", []):
         found = trace_id.search(_unfold(str(received)))
         if found:
@@ -76,8 +76,7 @@ def _path(raw: bytes, trace_id: re.Pattern[str]) -> str | None:
     return None
 
 
-def _as_notice(mailbox: str, raw: bytes) -> Notice | None:
-    parsed = message_from_bytes(raw, policy=policy.default)
+def _as_notice(mailbox: str, parsed: Message) -> Notice | None:
     if parsed.get_content_type() != "multipart/report":
         return None
     if parsed.get_param("report-type") != "delivery-status":
