@@ -49,11 +49,15 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
         seen = Counter(str(c.path) for c in observation.copies_in(mailbox))
         notices = [n for n in observation.notices if n.mailbox == mailbox]
         lines.append(symbolic(
-            f"Mailbox {mailbox}: expected {len(expected)} copies (paths {', '.join(expected) or '-'}),"
-            f" observed {sum(seen.values())} (paths {', '.join(seen.elements()) or '-'});"
+            f"Mailbox {mailbox}: expected {_copies(len(expected))} (paths {', '.join(expected) or '-'}),"
+            f" observed {_copies(sum(seen.values()))} (paths {', '.join(seen.elements()) or '-'});"
             f" failure notices received there: {len(notices)}"))
         lines += [symbolic(f"  x {v.detail}") for v in violations if v.mailbox == mailbox]
     return "\n".join(lines)
+
+
+def _copies(count: int) -> str:
+    return f"{count} copy" if count == 1 else f"{count} copies"
 
 
 def _number(transaction_id: str) -> int:

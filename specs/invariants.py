@@ -92,11 +92,21 @@ def _bcc_not_disclosed(plan: Plan, observation: Observation) -> list[Violation]:
     allowed = {(e.mailbox, e.path) for e in plan.expected if e.may_show_bcc}
     violations = []
     for c in observation.copies:
-        shown = {a.lower() for _, a in getaddresses(c.values("Bcc")) if a}
+        # Showing a recipient his own addresses discloses nothing; anyone else's does.
+        shown = {a.lower() for _, a in getaddresses(c.values("Bcc")) if a} - _own_addresses(plan, c.mailbox)
         if shown and (c.mailbox, c.path) not in allowed:
             violations.append(Violation("bcc-not-disclosed", c.mailbox,
                                         f"copy by path {c.path} shows Bcc {sorted(shown)}"))
     return violations
+
+
+def _own_addresses(plan: Plan, mailbox: str) -> set[str]:
+    """The mailbox's address and every alias or forward that leads only to it."""
+    world, address = plan.scenario.world, plan.naming.address
+    own = {mailbox.lower()}
+    own |= {address(a) for a, targets in world.aliases if [address(t) for t in targets] == [mailbox]}
+    own |= {address(f) for f, target in world.forwards if address(target) == mailbox}
+    return own
 
 
 def _trace_prepend_only(plan: Plan, observation: Observation) -> list[Violation]:

@@ -105,6 +105,10 @@ class Scenario:
         return "\n".join(_world_lines(self.world) + [_event_line(e) for e in self.events])
 
 
+_BCC_TREATMENT = {"strip": "Bcc field removed", "separate": "separate Bcc copies",
+                  "empty": "Bcc field left empty"}
+
+
 def _world_lines(world: World) -> list[str]:
     lines = ["local users: " + ", ".join(world.local_users)]
     if world.remote_users:
@@ -124,7 +128,7 @@ def _event_line(event: Event) -> str:
         if event.cc:
             parts.append("cc " + ", ".join(event.cc))
         if event.bcc:
-            parts.append(f"bcc {', '.join(event.bcc)} [{event.bcc_mode}]")
+            parts.append(f"bcc {', '.join(event.bcc)} [{_BCC_TREATMENT[event.bcc_mode]}]")
         return " ".join(parts)
     if isinstance(event, Resend):
         rid = "with" if event.with_resent_message_id else "without"
