@@ -25,11 +25,11 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specs.scenario import MailingList, Scenario, Submit, World
-from strategies import scenarios
-from suts.base import execute
-from suts.embedded import EmbeddedSUT
-from suts.wire import EmbeddedServer, Injector, Reply
+from mailconform.specs.scenario import MailingList, Scenario, Submit, World
+from mailconform.strategies import scenarios
+from mailconform.suts.base import execute
+from mailconform.suts.embedded import EmbeddedSUT
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply
 
 MESSAGE = (b"From: r1@remote.example\r\nTo: u1@isp.test\r\nSubject: bench\r\n"
            b"Message-ID: <bench@ids.example>\r\n\r\nbody\r\n")

@@ -7,10 +7,10 @@ from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
-from specs.invariants import Invariant, Violation
-from specs.model import Plan
-from specs.observation import Observation
-from specs.scenario import Resend, Scenario, SendAgain
+from mailconform.specs.invariants import Invariant, Violation
+from mailconform.specs.model import Plan
+from mailconform.specs.observation import Observation
+from mailconform.specs.scenario import Resend, Scenario, SendAgain
 
 
 class InvariantViolation(AssertionError):

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from email.utils import getaddresses, parseaddr
 from typing import Literal
 
-from specs.model import ExpectedCopy, Plan
-from specs.observation import Observation, ObservedCopy
+from mailconform.specs.model import ExpectedCopy, Plan
+from mailconform.specs.observation import Observation, ObservedCopy
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Merge JSON reports into one conformance matrix, as Markdown and as self-contained HTML.
 
-    python -m specs.matrix reports/*.json --markdown docs/matrix.md --html docs/matrix.html
+    python -m mailconform.specs.matrix reports/*.json --markdown docs/matrix.md --html docs/matrix.html
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from specs.invariants import BY_ID, CATALOGUE
+from mailconform.specs.invariants import BY_ID, CATALOGUE
 
 _MARK = {"passed": "pass", "failed": "FAIL", "error": "error", "skipped": "skip"}
 

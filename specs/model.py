@@ -19,9 +19,9 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Literal
 
-from specs.content import Content
-from specs.naming import FORWARD_HOST, LIST_HOST, Naming
-from specs.scenario import BccMode, Event, Resend, Scenario, Submit
+from mailconform.specs.content import Content
+from mailconform.specs.naming import FORWARD_HOST, LIST_HOST, Naming
+from mailconform.specs.scenario import BccMode, Event, Resend, Scenario, Submit
 
 Entry = Literal["mx", "submission"]
 Role = Literal["mx", "submission"]

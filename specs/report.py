@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from specs.invariants import CATALOGUE
+from mailconform.specs.invariants import CATALOGUE
 
 Outcome = Literal["passed", "failed", "skipped", "error"]
 _WORST_FIRST: tuple[Outcome, ...] = ("error", "failed", "passed", "skipped")

@@ -1,5 +1,5 @@
 """Hypothesis strategies that build symbolic delivery scenarios."""
 
-from strategies.scenarios import SEED_STORY, scenarios, worlds
+from mailconform.strategies.scenarios import SEED_STORY, scenarios, worlds
 
 __all__ = ["SEED_STORY", "scenarios", "worlds"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from specs.scenario import BccMode, Event, MailingList, Resend, Scenario, SendAgain, Submit, World
+from mailconform.specs.scenario import BccMode, Event, MailingList, Resend, Scenario, SendAgain, Submit, World
 
 BCC_MODES: tuple[BccMode, ...] = ("strip", "separate", "empty")
 MESSAGE_ID_KEYS = ("k1", "k2")

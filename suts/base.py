@@ -8,13 +8,13 @@ from typing import Protocol
 
 from hypothesis import note
 
-from specs.explain import InvariantViolation
-from specs.invariants import BY_ID
-from specs.model import Plan, Role, plan
-from specs.naming import Naming
-from specs.observation import Observation
-from specs.scenario import Scenario
-from suts.wire.replies import TransactionReply
+from mailconform.specs.explain import InvariantViolation
+from mailconform.specs.invariants import BY_ID
+from mailconform.specs.model import Plan, Role, plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Observation
+from mailconform.specs.scenario import Scenario
+from mailconform.suts.wire.replies import TransactionReply
 
 
 class SystemUnderTest(Protocol):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from specs.model import Role
+from mailconform.specs.model import Role
 
 _KEYS = {"name", "description", "inject", "submission", "domains", "mailbox", "password",
          "password_env", "roles", "provision", "mailboxes", "expands_aliases", "timeouts",

@@ -14,12 +14,12 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-from specs.model import Plan
-from suts.config import SutConfig, Timeouts
-from suts.network import NetworkSUT
-from suts.policies import policy as named_policy
-from suts.reference import ReferenceServer, file_at_remote_hosts
-from suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
+from mailconform.specs.model import Plan
+from mailconform.suts.config import SutConfig, Timeouts
+from mailconform.suts.network import NetworkSUT
+from mailconform.suts.policies import policy as named_policy
+from mailconform.suts.reference import ReferenceServer, file_at_remote_hosts
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
 
 
 class MaildirStore:

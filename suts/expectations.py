@@ -3,7 +3,7 @@
 An expectations file maps invariant ids to the outcome a SUT is known to have,
 with the reason and a link.  Invariants it does not name are expected to pass.
 
-    python -m suts.expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
+    python -m mailconform.suts.expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from specs.invariants import BY_ID
+from mailconform.specs.invariants import BY_ID
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def load(path: Path) -> dict[str, Expectation]:
 def rewritten(report: dict[str, object], previous: dict[str, Expectation]) -> str:
     """The expectations file matching ``report``, keeping reasons for unchanged entries."""
     lines = [f"# Expected outcomes for {report['sut']}; invariants not named here are expected to pass.",
-             "# Rewrite with: python -m suts.expectations REPORT.json THIS_FILE", ""]
+             "# Rewrite with: python -m mailconform.suts.expectations REPORT.json THIS_FILE", ""]
     for entry in report["invariants"]:  # type: ignore[attr-defined]
         outcome = entry["outcome"]
         if outcome != "failed":  # an error is the SUT or suite breaking, never an expectation

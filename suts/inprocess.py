@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from functools import partial
 
-from specs.model import Plan, Role
-from specs.naming import Naming
-from specs.observation import Observation, observe
-from suts.base import ReplyLog
-from suts.policies import policy as named_policy
-from suts.reference import ReferenceServer, file_at_remote_hosts
-from suts.wire.replies import Reply, TransactionReply
+from mailconform.specs.model import Plan, Role
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Observation, observe
+from mailconform.suts.base import ReplyLog
+from mailconform.suts.policies import policy as named_policy
+from mailconform.suts.reference import ReferenceServer, file_at_remote_hosts
+from mailconform.suts.wire.replies import Reply, TransactionReply
 
 
 class MemoryStore:

@@ -6,14 +6,14 @@ import shlex
 import subprocess
 from collections.abc import Callable
 
-from specs.invariants import owed
-from specs.model import Plan, Role, plan
-from specs.naming import Naming
-from specs.observation import Observation, observe
-from specs.scenario import Scenario, Submit, World
-from suts.base import ReplyLog
-from suts.config import SutConfig
-from suts.wire import Injector, MailboxReader, check_reachable, open_mailbox, wait_quiet
+from mailconform.specs.invariants import owed
+from mailconform.specs.model import Plan, Role, plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Observation, observe
+from mailconform.specs.scenario import Scenario, Submit, World
+from mailconform.suts.base import ReplyLog
+from mailconform.suts.config import SutConfig
+from mailconform.suts.wire import Injector, MailboxReader, check_reachable, open_mailbox, wait_quiet
 
 _Held = dict[str, tuple[bytes, ...]]
 _BRIEF = 0.05

@@ -17,8 +17,8 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, localtime, make_msgid
 from typing import Protocol
 
-from suts.policies import Policy
-from suts.wire.replies import Reply
+from mailconform.suts.policies import Policy
+from mailconform.suts.wire.replies import Reply
 
 Relay = Callable[[str, list[str], bytes], None]
 """Send (reverse-path, recipients, data) to another domain's server."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from suts.base import SystemUnderTest
-from suts.config import load
-from suts.embedded import EmbeddedSUT
-from suts.inprocess import InProcessSUT
-from suts.network import NetworkSUT
-from suts.policies import POLICY_NAMES, policy
+from mailconform.suts.base import SystemUnderTest
+from mailconform.suts.config import load
+from mailconform.suts.embedded import EmbeddedSUT
+from mailconform.suts.inprocess import InProcessSUT
+from mailconform.suts.network import NetworkSUT
+from mailconform.suts.policies import POLICY_NAMES, policy
 
 SUT_NAMES = ("embedded[:<policy>]", "embedded-lmtp[:<policy>]", "reference", "model:<policy>")
 

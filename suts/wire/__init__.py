@@ -3,11 +3,11 @@
 Self-contained (stdlib and aiosmtpd only): nothing here imports the rest of mailconform.
 """
 
-from suts.wire.client import Injector, check_reachable
-from suts.wire.mailboxes import MailboxError, MailboxReader, open_mailbox
-from suts.wire.quiescence import Quiet, wait_for, wait_quiet
-from suts.wire.replies import ProtocolError, Reply, TransactionReply
-from suts.wire.server import DeliveryHandler, EmbeddedServer
+from mailconform.suts.wire.client import Injector, check_reachable
+from mailconform.suts.wire.mailboxes import MailboxError, MailboxReader, open_mailbox
+from mailconform.suts.wire.quiescence import Quiet, wait_for, wait_quiet
+from mailconform.suts.wire.replies import ProtocolError, Reply, TransactionReply
+from mailconform.suts.wire.server import DeliveryHandler, EmbeddedServer
 
 __all__ = [
     "DeliveryHandler",

@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Literal
 from urllib.parse import urlsplit
 
-from suts.wire.replies import ProtocolError, Reply, TransactionReply
+from mailconform.suts.wire.replies import ProtocolError, Reply, TransactionReply
 
 DEFAULT_PORTS = {"smtp": 25, "lmtp": 24}
 _LINE_ENDING = re.compile(rb"\r\n|\r|\n")

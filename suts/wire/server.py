@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from suts.wire.replies import Reply
+from mailconform.suts.wire.replies import Reply
 
 log = logging.getLogger(__name__)
 

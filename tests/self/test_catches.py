@@ -3,13 +3,13 @@
 import pytest
 from hypothesis import find, given, settings
 
-from specs.invariants import BY_ID, CATALOGUE
-from specs.scenario import Scenario
-from strategies import scenarios
-from suts.base import SystemUnderTest, assert_invariant, execute
-from suts.inprocess import InProcessSUT
-from suts.policies import KNOWN_BAD, policy
-from suts.registry import resolve
+from mailconform.specs.invariants import BY_ID, CATALOGUE
+from mailconform.specs.scenario import Scenario
+from mailconform.strategies import scenarios
+from mailconform.suts.base import SystemUnderTest, assert_invariant, execute
+from mailconform.suts.inprocess import InProcessSUT
+from mailconform.suts.policies import KNOWN_BAD, policy
+from mailconform.suts.registry import resolve
 
 # The smallest story that breaks each rule: (messages, transactions into the SUT) when
 # the SUT is also its users' submission server, as the in-process and SMTP ones are.

@@ -1,10 +1,10 @@
 """Invariant checks judge refusals, notices and phantom copies as the RFCs say."""
 
-from specs.invariants import BY_ID
-from specs.model import Plan, plan
-from specs.naming import Naming
-from specs.observation import Notice, Observation, ObservedCopy
-from specs.scenario import Scenario, SendAgain, Submit, World
+from mailconform.specs.invariants import BY_ID
+from mailconform.specs.model import Plan, plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Notice, Observation, ObservedCopy
+from mailconform.specs.scenario import Scenario, SendAgain, Submit, World
 
 NAMING = Naming("n0")
 U1 = NAMING.address("u1")

@@ -2,9 +2,9 @@
 
 from collections import Counter
 
-from specs.model import Plan, plan
-from specs.naming import Naming
-from specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
+from mailconform.specs.model import Plan, plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
 
 NAMING = Naming("n0")
 U1, U2 = NAMING.address("u1"), NAMING.address("u2")

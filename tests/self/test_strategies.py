@@ -3,8 +3,8 @@
 from hypothesis import find, given, settings
 from hypothesis import strategies as st
 
-from specs.scenario import Resend, Scenario, SendAgain, Submit
-from strategies import scenarios
+from mailconform.specs.scenario import Resend, Scenario, SendAgain, Submit
+from mailconform.strategies import scenarios
 
 _SEARCH = settings(max_examples=500, database=None, derandomize=True)
 

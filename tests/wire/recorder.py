@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from suts.wire import Reply
+from mailconform.suts.wire import Reply
 
 
 @dataclass

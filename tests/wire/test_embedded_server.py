@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from suts.wire import EmbeddedServer, Injector, Reply
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply
 from tests.wire.recorder import Recorder
 
 MESSAGE = b"Subject: x\r\n\r\nbody\r\n"

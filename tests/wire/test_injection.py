@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from suts.wire import EmbeddedServer, Injector, Reply
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply
 from tests.wire.recorder import Recorder
 
 FROM = "sender@upstream.test"

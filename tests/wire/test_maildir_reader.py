@@ -6,7 +6,7 @@ import mailbox
 import os
 from pathlib import Path
 
-from suts.wire import open_mailbox
+from mailconform.suts.wire import open_mailbox
 
 FIRST = b"Message-ID: <1@test>\n\nfirst\n"
 SECOND = b"Message-ID: <2@test>\n\nsecond\n"

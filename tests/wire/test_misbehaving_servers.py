@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from suts.wire import EmbeddedServer, Injector, ProtocolError, Reply, check_reachable
+from mailconform.suts.wire import EmbeddedServer, Injector, ProtocolError, Reply, check_reachable
 from tests.wire.recorder import Recorder
 from tests.wire.scripted import SILENT, ScriptedServer
 

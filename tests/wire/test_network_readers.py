@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from suts.wire import MailboxError, open_mailbox
+from mailconform.suts.wire import MailboxError, open_mailbox
 from tests.wire.dovecot import PASSWORD, Dovecot
 
 # (scheme, URL options): every reader, over every transport security.

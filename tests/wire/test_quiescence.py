@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import time
 
-from suts.wire import wait_for, wait_quiet
+from mailconform.suts.wire import wait_for, wait_quiet
 
 
 def test_returns_once_the_snapshot_holds_still() -> None:
