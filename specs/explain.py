@@ -10,15 +10,19 @@ from typing import Any
 from mailconform.specs.invariants import Invariant, Violation
 from mailconform.specs.model import Plan
 from mailconform.specs.observation import Observation
-from mailconform.specs.scenario import Resend, Scenario, SendAgain
+from mailconform.specs.scenario import Resend, Scenario, SendAgain, Submit
 
 
 class InvariantViolation(AssertionError):
-    """An invariant failed on one scenario; carries the report's counterexample."""
+    """An invariant failed on one scenario; carries what a report or a bundle needs."""
 
     def __init__(self, invariant: Invariant, plan: Plan, observation: Observation,
                  violations: list[Violation], sut: str) -> None:
         self.invariant = invariant
+        self.plan = plan
+        self.observation = observation
+        self.violations = violations
+        self.sut = sut
         self.text = explain(invariant, plan, observation, violations, sut)
         self.counterexample: dict[str, Any] = {
             "text": self.text,
@@ -32,17 +36,20 @@ class InvariantViolation(AssertionError):
 def explain(invariant: Invariant, plan: Plan, observation: Observation,
             violations: list[Violation], sut: str) -> str:
     symbolic = _symbolizer(plan)
-    lines = [f"{invariant.id} ({invariant.strength}) violated by {sut}",
-             f"  {invariant.summary}",
+    lines = [f"{invariant.id} violated by {sut}",
+             f"  {invariant.strength}: {invariant.summary}",
              f"  Grounded in: {', '.join(invariant.rfc)}", "", "The story:"]
     lines += [f"  {line}" for line in plan.scenario.story().splitlines()]
-    lines += ["", "Transactions the suite sent into the SUT (replies: MAIL RCPT DATA;"
+    lines += ["", f"Names in this run (nonce {plan.naming.nonce}):"]
+    lines += [f"  {line}" for line in names(plan)]
+    lines += ["", "Transactions the suite sent into the SUT (replies to MAIL, RCPT and the final dot;"
                   " missing numbers are hops between the suite's own hosts):"]
     for tx in plan.injections:
         said = observation.replies.get(tx.id, {})
-        rcpts = ", ".join(f"{r} [{said.get(r, 'not sent')}]" for r in tx.rcpts)
-        lines.append(symbolic(f"  {tx.id}  {tx.hop} -> SUT {tx.entry}:"
-                              f" MAIL FROM:<{tx.mail_from}> RCPT TO: {rcpts}"))
+        lines.append(symbolic(f"  {tx.id}  {tx.hop} -> SUT {tx.entry}, MAIL FROM:<{tx.mail_from}>"))
+        width = max(len(symbolic(r)) for r in tx.rcpts) if tx.rcpts else 0
+        lines += [f"        RCPT TO:<{symbolic(r)}>{' ' * (width - len(symbolic(r)))}"
+                  f"  {said.get(r, 'not sent')}" for r in tx.rcpts]
     lines.append("")
     for mailbox in sorted({v.mailbox for v in violations}):
         expected = sorted((e.path for e in plan.expected if e.mailbox == mailbox), key=_number)
@@ -54,6 +61,22 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
             f" failure notices received there: {len(notices)}"))
         lines += [symbolic(f"  x {v.detail}") for v in violations if v.mailbox == mailbox]
     return "\n".join(lines)
+
+
+def names(plan: Plan) -> list[str]:
+    """Each symbol of the story beside the concrete name it had in this run."""
+    world, naming = plan.scenario.world, plan.naming
+    users = world.local_users + tuple(a for a, _ in world.aliases)
+    remote = world.remote_users + tuple(f for f, _ in world.forwards)
+    lines = [", ".join(f"{s} = {naming.address(s)}" for s in symbols)
+             for symbols in (users, remote) if symbols]
+    lines += [f"{lst.name} = {naming.address(lst.name)} (sends from {naming.list_bounces(lst.name)})"
+              for lst in world.lists]
+    keys = sorted({e.message_id for e in plan.scenario.events if isinstance(e, Submit)})
+    if keys:
+        lines.append(", ".join(f"{k} = {naming.message_id(k)}" for k in keys))
+    lines.append(f"tN = the transaction whose Received field has id {naming.transaction_id(0)[:-1]}N")
+    return lines
 
 
 def _copies(count: int) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from functools import cached_property
@@ -38,6 +38,7 @@ class Notice:
     mailbox: str
     recipients: frozenset[str]
     message_id: str | None
+    raw: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Observation:
     """Injection id -> recipient -> the SUT's last reply, for reports."""
     waited: float = 0.0
     """Seconds between the SUT's last reply in the play and the read of the mailboxes."""
+    transcripts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Injection id -> the client/server dialogue of that transaction, timed, where there was one."""
 
     def copies_in(self, mailbox: str) -> list[ObservedCopy]:
         return [c for c in self.copies if c.mailbox == mailbox]
@@ -66,7 +69,7 @@ def observe(mailboxes: Mapping[str, list[bytes]], trace_id: re.Pattern[str],
             parsed = message_from_bytes(raw, policy=policy.default)
             notice = _as_notice(mailbox, parsed)
             if notice:
-                notices.append(notice)
+                notices.append(replace(notice, raw=raw))
             else:
                 copies.append(ObservedCopy(mailbox, raw, _path(parsed, trace_id)))
     return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))

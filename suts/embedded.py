@@ -76,8 +76,13 @@ class _Sink:
 
 
 class EmbeddedSUT(NetworkSUT):
-    def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-"))
+    """`root`: where the Maildirs go (default: a temporary directory, removed by close());
+    `port`: the mx server's port, the submission server's is the next one (default: free ports)."""
+
+    def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp",
+                 root: Path | None = None, port: int = 0) -> None:
+        self._own_root = root is None
+        self._root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-"))
         self._sink_store = MaildirStore(self._root / "sink")
         self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
         self._sink.start()
@@ -85,9 +90,9 @@ class EmbeddedSUT(NetworkSUT):
         self._relay_lock = threading.Lock()
         mx_store = MaildirStore(self._root / "mx")
         self._reference = ReferenceServer(named_policy(policy_name), mx_store, self._relay)
-        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
+        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol, port=port)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
-            self._servers.append(EmbeddedServer(_Submission(self._reference)))
+            self._servers.append(EmbeddedServer(_Submission(self._reference), port=port and port + 1))
         for server in self._servers[1:]:
             server.start()
         kind = "embedded" if protocol == "smtp" else "embedded-lmtp"
@@ -118,4 +123,5 @@ class EmbeddedSUT(NetworkSUT):
         self._relay_client.close()
         for server in self._servers:
             server.stop()
-        shutil.rmtree(self._root, ignore_errors=True)
+        if self._own_root:
+            shutil.rmtree(self._root, ignore_errors=True)
