@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from mailconform.specs.invariants import Invariant, Violation
 from mailconform.specs.model import Plan
 from mailconform.specs.observation import Observation
-from mailconform.specs.scenario import Resend, Scenario, SendAgain, Submit
+from mailconform.specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
 
 
 class InvariantViolation(AssertionError):
@@ -35,7 +36,7 @@ class InvariantViolation(AssertionError):
 
 def explain(invariant: Invariant, plan: Plan, observation: Observation,
             violations: list[Violation], sut: str) -> str:
-    symbolic = _symbolizer(plan)
+    symbolic = symbolizer(plan)
     lines = [f"{invariant.id} violated by {sut}",
              f"  {invariant.strength}: {invariant.summary}",
              f"  Grounded in: {', '.join(invariant.rfc)}", "", "The story:"]
@@ -87,7 +88,7 @@ def _number(transaction_id: str) -> int:
     return int(transaction_id.rpartition("t")[2])
 
 
-def _symbolizer(plan: Plan) -> Any:
+def symbolizer(plan: Plan) -> Callable[[str], str]:
     """Replace the example's concrete names by the story's symbols."""
     naming = plan.naming
     local = re.compile(rf"[\w.+-]+@{re.escape(naming.sut_domain)}", re.IGNORECASE)
@@ -108,3 +109,20 @@ def scenario_json(scenario: Scenario) -> dict[str, Any]:
             "send-again" if isinstance(event, SendAgain) else "submit")
     return {"world": asdict(scenario.world),
             "events": [{"kind": kind(e), **asdict(e)} for e in scenario.events]}
+
+
+_EVENTS = {"submit": Submit, "resend": Resend, "send-again": SendAgain}
+
+
+def scenario_from_json(data: dict[str, Any]) -> Scenario:
+    """The scenario `scenario_json` wrote (JSON lists become the tuples the dataclasses hold)."""
+    world = {k: _tuples(v) for k, v in data["world"].items()}
+    world["lists"] = tuple(MailingList(**{k: _tuples(v) for k, v in lst.items()})
+                           for lst in data["world"]["lists"])
+    events = tuple(_EVENTS[e["kind"]](**{k: _tuples(v) for k, v in e.items() if k != "kind"})
+                   for e in data["events"])
+    return Scenario(World(**world), events)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value
