@@ -19,7 +19,7 @@ from mailconform.suts.config import SutConfig, Timeouts
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.reference import ReferenceServer, file_at_remote_hosts
-from mailconform.suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply
 
 
 class MaildirStore:
@@ -34,9 +34,6 @@ class MaildirStore:
         path = self.root / mailbox.lower()
         path.mkdir(parents=True, exist_ok=True)
         maildir.Maildir(path / "Maildir", create=True).add(raw)
-
-    def held(self, mailbox: str) -> list[bytes]:
-        return open_mailbox(self.template.format(address=mailbox.lower())).messages()
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)
@@ -103,7 +100,7 @@ class EmbeddedSUT(NetworkSUT):
             before_play=self._reset)
 
     def _reset(self, plan: Plan) -> None:
-        self._reference.aliases = dict(plan.aliases)
+        self._reference.reset(dict(plan.aliases))
         self._sink_store.clear()
 
     def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:

@@ -21,9 +21,6 @@ class MemoryStore:
     def file(self, mailbox: str, raw: bytes) -> None:
         self.mailboxes[mailbox.lower()].append(raw)
 
-    def held(self, mailbox: str) -> list[bytes]:
-        return list(self.mailboxes.get(mailbox.lower(), []))
-
 
 class InProcessSUT:
     transport = "in-process"
@@ -42,7 +39,7 @@ class InProcessSUT:
         store = MemoryStore()
         server = ReferenceServer(named_policy(self.policy_name), store,
                                  partial(file_at_remote_hosts, store))
-        server.aliases = dict(plan.aliases)
+        server.reset(dict(plan.aliases))
         log = ReplyLog()
         for tx in plan.injections:
             submission = tx.entry == "submission"
