@@ -60,7 +60,7 @@ from mailconform.strategies import SEED_STORY, scenarios  # noqa: E402
 from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES, MESSAGE_ID_KEYS  # noqa: E402
 from mailconform.suts.base import SystemUnderTest  # noqa: E402
 from mailconform.suts.config import load as load_config  # noqa: E402
-from mailconform.suts.embedded import EmbeddedSUT  # noqa: E402
+from mailconform.suts.embedded import EmbeddedSUT, maildir_root  # noqa: E402
 from mailconform.suts.inprocess import InProcessSUT  # noqa: E402
 from mailconform.suts.network import NetworkSUT  # noqa: E402
 from mailconform.suts.wire import EmbeddedServer, Reply  # noqa: E402
@@ -212,7 +212,7 @@ def _host_port(url: str) -> tuple[str, int]:
 @contextmanager
 def bare_server(protocol: str) -> Iterator[smtplib.SMTP]:
     """Raw smtplib (or smtplib.LMTP) connected to a bare aiosmtpd Maildir store."""
-    with tempfile.TemporaryDirectory() as root, \
+    with tempfile.TemporaryDirectory(dir=maildir_root()) as root, \
             EmbeddedServer(BareStore(Path(root) / "Maildir"), protocol=protocol) as server:  # type: ignore[arg-type]
         host, port = _host_port(server.url)
         client = smtplib.LMTP(host, port) if protocol == "lmtp" else smtplib.SMTP(host, port)
