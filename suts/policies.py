@@ -71,7 +71,7 @@ class _RecentMessageId(Policy):
     window: float = TIME_WINDOW
     _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         now = time.monotonic()
         key = (mailbox, message["Message-ID"])
         if now - self._arrivals.get(key, -self.window) < self.window:
