@@ -111,6 +111,7 @@ class EmbeddedSUT(NetworkSUT):
         self._relay_client = Injector(self._sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
         self._mx_store = MaildirStore(self._root / "mx", self._sweeper)
+        self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
         self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
@@ -130,10 +131,15 @@ class EmbeddedSUT(NetworkSUT):
             before_play=self._reset)
 
     def _reset(self, plan: Plan) -> None:
-        self._reference.reset(dict(plan.aliases))
-        # The sink's addresses recur in every example; the store's are fresh, but would pile up.
+        self._reference.aliases = dict(plan.aliases)
+        # The sink's addresses recur in every example, so it starts empty each play.
         self._sink_store.empty()
-        self._mx_store.empty()
+        if plan.naming.nonce != self._nonce:
+            # A new example names fresh mailboxes: what the store holds can go, or it piles up.
+            # A plan played again (a two-play experiment) finds its mailboxes as it left them.
+            self._nonce = plan.naming.nonce
+            self._reference.forget()
+            self._mx_store.empty()
 
     def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
         # Called from the servers' threads; one reused connection, one sender at a time.

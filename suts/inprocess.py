@@ -39,7 +39,7 @@ class InProcessSUT:
         store = MemoryStore()
         server = ReferenceServer(named_policy(self.policy_name), store,
                                  partial(file_at_remote_hosts, store))
-        server.reset(dict(plan.aliases))
+        server.aliases = dict(plan.aliases)
         log = ReplyLog()
         for tx in plan.injections:
             submission = tx.entry == "submission"

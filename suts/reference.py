@@ -46,13 +46,12 @@ class ReferenceServer:
         self._held: dict[str, list[Message]] = {}
         """What this server filed, parsed, per mailbox: what its policy decides on."""
 
-    def reset(self, aliases: dict[str, tuple[str, ...]]) -> None:
-        """Start a new example: its aliases; nothing remembered from earlier ones.
+    def forget(self) -> None:
+        """Forget every filing (and the policy's duplicate keys) before a new example.
 
-        Every example names fresh mailboxes, so forgetting earlier filings (and the
-        policy's duplicate keys) changes no decision; it keeps a long run's memory flat.
+        Every example names fresh mailboxes, so this changes no decision; it keeps a
+        long run's memory flat.
         """
-        self.aliases = aliases
         self._held.clear()
         self.policy = named_policy(self.policy.name)
 
