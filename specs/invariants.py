@@ -26,6 +26,8 @@ class Violation:
 _Key = tuple[str, str | None]
 """(mailbox, path) -- a copy's identity."""
 Check = Callable[[Plan, Observation], list[Violation]]
+Evidence = Callable[[Plan, Observation], bool]
+"""Whether an example gave an invariant anything to check: a pass on no evidence is no pass."""
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class Invariant:
     summary: str
     rationale: str
     check: Check
+    exercised: Evidence
+    evidence: str
+    """What counts as an example that exercised the invariant, in a few words."""
 
 
 def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
@@ -151,6 +156,36 @@ def _resent_keeps_message_id(plan: Plan, observation: Observation) -> list[Viola
     return violations
 
 
+def _any_owed(plan: Plan, observation: Observation) -> bool:
+    return bool(owed(plan, observation))
+
+
+def _any_copy(plan: Plan, observation: Observation) -> bool:
+    return bool(observation.copies)
+
+
+def _any_matched(plan: Plan, observation: Observation) -> bool:
+    return bool(_matched(plan, observation))
+
+
+def _any_copy_where_expected(plan: Plan, observation: Observation) -> bool:
+    expected_mailboxes = {e.mailbox for e in plan.expected}
+    return any(c.mailbox in expected_mailboxes for c in observation.copies)
+
+
+def _any_resent_copy(plan: Plan, observation: Observation) -> bool:
+    return any(e.resent for _, e in _matched(plan, observation))
+
+
+def _bcc_to_hide(plan: Plan, observation: Observation) -> bool:
+    """Some owed copy came by a transaction naming blind recipients its mailbox may not see.
+    An mx-only SUT is never in that position: the suite's own agents split Bcc copies."""
+    blind = {tx.id: {a.lower() for _, a in getaddresses(tx.content.values("Bcc")) if a}
+             for tx in plan.injections}
+    return any(blind.get(e.path, set()) - _own_addresses(plan, e.mailbox)
+               for e in owed(plan, observation) if not e.may_show_bcc)
+
+
 CATALOGUE: tuple[Invariant, ...] = (
     Invariant(
         "copy-per-path", ("RFC 5321 §4.1.1.4", "RFC 5321 §6.1", "RFC 5321 §6.2", "RFC 5321 §3.9"),
@@ -160,46 +195,46 @@ CATALOGUE: tuple[Invariant, ...] = (
         " Message-ID (a Bcc to oneself and a list's copy, a resend, a retransmission) are still"
         " two accepted deliveries; treating the second as a duplicate and discarding it is the"
         " silent loss the RFC rules out. Only fraud judged with very high confidence may vanish.",
-        _copy_per_path),
+        _copy_per_path, _any_owed, "examples with an owed copy"),
     Invariant(
         "no-phantom-copies", ("RFC 5321 §3.9", "RFC 5321 §3.5.4", "RFC 1047"),
         "SHOULD", "Without injected faults, a mailbox holds exactly one copy per path.",
         "Recipients repeated inside one transaction (To and Cc, or an alias that reaches the same"
         " user twice) are one path and merit one copy. Duplicates are the accepted price of a lost"
         " reply after the dot; when no link failed, an extra copy means the server invented one.",
-        _no_phantom_copies),
+        _no_phantom_copies, _any_copy, "examples with any copy"),
     Invariant(
         "message-id-preserved", ("RFC 5322 §3.6.4", "RFC 5321 §3.9.2"),
         "MUST", "Every copy carries the Message-ID its originator gave it.",
         "The Message-ID names the message, not one delivery of it: relays, lists and resenders all"
         " keep it, which is why the same id can reach a mailbox twice. A hop that replaces it"
         " breaks threading and every reference to the message.",
-        _message_id_preserved),
+        _message_id_preserved, _any_matched, "examples with a copy traced to its path"),
     Invariant(
         "bcc-not-disclosed", ("RFC 5322 §3.6.3", "RFC 5321 §7.2"),
         "MUST", "Blind recipients never appear in the copies other recipients receive.",
         "The originator's agent may strip the Bcc field, send Bcc recipients their own copies that"
         " may show it, or leave it empty; under every one of those treatments the To and Cc"
         " recipients never learn who else was blind-copied.",
-        _bcc_not_disclosed),
+        _bcc_not_disclosed, _bcc_to_hide, "examples where the SUT had to hide a Bcc"),
     Invariant(
         "trace-prepend-only", ("RFC 5321 §4.4", "RFC 5321 §6.3"),
         "MUST", "Received fields are only ever prepended; earlier ones survive in order.",
         "Each server handling a message adds its own trace field on top and leaves the ones below"
         " untouched: they are how loops are detected and how a delivery is explained later.",
-        _trace_prepend_only),
+        _trace_prepend_only, _any_copy_where_expected, "examples with a copy where one was expected"),
     Invariant(
         "return-path-is-last-envelope-sender", ("RFC 5321 §4.4", "RFC 5321 §3.9.2"),
         "MUST", "Final delivery records the last hop's MAIL FROM as Return-Path.",
         "The server that files a message writes the reverse-path of the transaction that brought"
         " it; for a list's copy that is the list's administrative address, not the author.",
-        _return_path),
+        _return_path, _any_matched, "examples with a copy traced to its path"),
     Invariant(
         "resent-keeps-message-id", ("RFC 5322 §3.6.6", "RFC 5322 §3.6.4"),
         "MUST", "A resent copy keeps the original Message-ID and its Resent block.",
         "Resending prepends an informational Resent block and changes nothing else, so the"
         " original Message-ID stays; a Resent-Message-ID, when given, identifies only the resend.",
-        _resent_keeps_message_id),
+        _resent_keeps_message_id, _any_resent_copy, "examples with a resent copy traced to its path"),
 )
 
 BY_ID = {invariant.id: invariant for invariant in CATALOGUE}
