@@ -18,6 +18,8 @@ class ObservedCopy:
     raw: bytes
     path: str | None
     """The topmost suite transaction id in the copy's trace, if any."""
+    folder: str = "INBOX"
+    """Where in the mailbox the copy was filed (a Maildir++ or IMAP folder name)."""
 
     @cached_property
     def message(self) -> EmailMessage:
@@ -46,6 +48,8 @@ class Observation:
     """Injection id -> envelope recipients the SUT took responsibility for (2xx at the dot)."""
     replies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     """Injection id -> recipient -> the SUT's last reply, for reports."""
+    waited: float = 0.0
+    """Seconds between the SUT's last reply in the play and the read of the mailboxes."""
 
     def copies_in(self, mailbox: str) -> list[ObservedCopy]:
         return [c for c in self.copies if c.mailbox == mailbox]

@@ -14,7 +14,7 @@ from mailconform.specs.model import Plan, Role, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation
 from mailconform.specs.scenario import Scenario
-from mailconform.suts.wire.replies import TransactionReply
+from mailconform.suts.wire.replies import Reply, TransactionReply
 
 
 class SystemUnderTest(Protocol):
@@ -32,10 +32,30 @@ class SystemUnderTest(Protocol):
         ...
 
     def play(self, plan: Plan) -> Observation:
-        """Inject the plan's transactions, wait until quiet, read every mailbox back."""
+        """Inject the plan's transactions, wait until delivery is complete, read every mailbox back."""
+        ...
+
+    def recheck(self, plan: Plan) -> Observation:
+        """Read the mailboxes of the last `play(plan)` again, once the full quiescence bound since
+        that play has passed (or sooner, as soon as every owed copy is there); nothing is sent.
+
+        A copy present now but missing from the play's observation was delivered late, not lost;
+        `Observation.waited` says how long after the play's last reply this read was taken.
+        """
         ...
 
     def close(self) -> None: ...
+
+
+class SutError(RuntimeError):
+    """The SUT could not be driven (set-up refused, server gone, mailboxes never settled):
+    an error, never a verdict. The message is one line naming the SUT, the step and the
+    last reply."""
+
+    def __init__(self, sut: str, step: str, detail: str, last_reply: str | None = None) -> None:
+        said = f" (last reply: {last_reply})" if last_reply else ""
+        super().__init__(f"{sut}: {detail} at {step}{said}")
+        self.sut, self.step, self.detail, self.last_reply = sut, step, detail, last_reply
 
 
 @dataclass(frozen=True)
@@ -61,9 +81,15 @@ class ReplyLog:
     def record(self, transaction_id: str, reply: TransactionReply) -> None:
         self.accepted[transaction_id] = frozenset(
             r.lower() for r in reply.rcpts if reply.delivered_to(r))
-        self.said[transaction_id] = {
-            rcpt: " ".join(str(r.code) for r in (reply.mail, rcpt_reply, reply.data.get(rcpt)) if r)
-            for rcpt, rcpt_reply in reply.rcpts.items()}
+        self.said[transaction_id] = {rcpt: said(reply.mail, rcpt_reply, reply.data.get(rcpt))
+                                     for rcpt, rcpt_reply in reply.rcpts.items()}
+
+
+def said(*replies: Reply | None) -> str:
+    """The codes of MAIL, RCPT and the final dot; the server's own words when it refused."""
+    sent = [r for r in replies if r]
+    codes = " ".join(str(r.code) for r in sent)
+    return codes if sent[-1].accepted else f"{codes} {' '.join(sent[-1].text.split())}"
 
 
 def assert_invariant(sut: SystemUnderTest, scenario: Scenario, invariant_id: str) -> Run:

@@ -4,24 +4,42 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from mailconform.specs.invariants import owed
 from mailconform.specs.model import Plan, Role, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation, observe
 from mailconform.specs.scenario import Scenario, Submit, World
-from mailconform.suts.base import ReplyLog
+from mailconform.suts.base import ReplyLog, SutError
 from mailconform.suts.config import SutConfig
-from mailconform.suts.wire import Injector, MailboxReader, check_reachable, open_mailbox, wait_quiet
+from mailconform.suts.wire import (
+    Injector,
+    MailboxReader,
+    check_reachable,
+    open_mailbox,
+    wait_for,
+    wait_quiet,
+)
 
 _Held = dict[str, tuple[bytes, ...]]
+
+
+@dataclass(frozen=True)
+class _Played:
+    """What recheck() needs of the last play: where to read, what was accepted, and when."""
+
+    plan: Plan
+    readers: dict[str, MailboxReader]
+    log: ReplyLog
+    replied: float
+    owed_copies: int
+
+
 _BRIEF = 0.05
 """Seconds of stillness that suffice once every owed copy has arrived."""
-
-
-class SutError(RuntimeError):
-    """The SUT could not be driven (set-up refused, mailboxes never settled): an error, never a verdict."""
 
 
 class NetworkSUT:
@@ -34,6 +52,7 @@ class NetworkSUT:
         self._before_play = before_play
         self._injectors: dict[str, Injector] = {}
         self._provisioned: set[str] = set()
+        self._last: _Played | None = None
 
     def naming(self, nonce: str) -> Naming:
         pool = {f"u{n}": local for n, local in enumerate(self.config.mailboxes, start=1)}
@@ -49,12 +68,12 @@ class NetworkSUT:
         observation = self.play(the_plan)
         (tx,) = the_plan.injections
         if not observation.accepted.get(tx.id):
-            raise SutError(f"{self.name} refused a plain message to {tx.rcpts[0]}:"
-                             f" {observation.replies.get(tx.id)}")
+            raise SutError(self.name, "preflight", f"refused a plain message to {tx.rcpts[0]}",
+                           observation.replies.get(tx.id, {}).get(tx.rcpts[0]))
         if not observation.copies:
-            raise SutError(f"{self.name} accepted a plain message to {tx.rcpts[0]} but it did not"
-                             f" appear at {self.config.mailbox_url(tx.rcpts[0])} within"
-                             f" {timeouts.quiescence:g} s")
+            raise SutError(self.name, "preflight",
+                           f"accepted a plain message to {tx.rcpts[0]} but it did not appear at"
+                           f" {self.config.mailbox_url(tx.rcpts[0])} within {timeouts.quiescence:g} s")
 
     def play(self, plan: Plan) -> Observation:
         if self._before_play:
@@ -65,9 +84,29 @@ class NetworkSUT:
             url = self.config.submission if tx.entry == "submission" else self.config.inject
             assert url, "the model only plans submissions for SUTs with that role"
             log.record(tx.id, self._injector(url).send(tx.mail_from, tx.rcpts, tx.data))
-        quiet = self._wait_quiet(readers, len(owed(plan, Observation((), accepted=log.accepted))))
-        held = {mailbox: list(messages) for mailbox, messages in quiet.items()}
-        return observe(held, plan.naming.transaction_id_pattern, log.accepted, log.said)
+        replied = time.monotonic()
+        owed_copies = len(owed(plan, Observation((), accepted=log.accepted)))
+        self._last = _Played(plan, readers, log, replied, owed_copies)
+        quiet = self._wait_quiet(readers, owed_copies)
+        return self._observe(self._last, quiet)
+
+    def recheck(self, plan: Plan) -> Observation:
+        last = self._last
+        if last is None or last.plan is not plan:
+            raise ValueError("recheck() reads back the last play(); this plan was not the last one played")
+        deadline = last.replied + self.config.timeouts.quiescence
+
+        def snapshot() -> _Held:
+            return {mailbox: tuple(reader.messages()) for mailbox, reader in last.readers.items()}
+        wait_for(lambda: sum(map(len, snapshot().values())) >= last.owed_copies,
+                 limit=max(0.0, deadline - time.monotonic()))
+        return self._observe(last, snapshot())
+
+    def _observe(self, played: _Played, held: _Held) -> Observation:
+        observation = observe({mailbox: list(messages) for mailbox, messages in held.items()},
+                              played.plan.naming.transaction_id_pattern, played.log.accepted,
+                              played.log.said)
+        return replace(observation, waited=time.monotonic() - played.replied)
 
     def _wait_quiet(self, readers: dict[str, MailboxReader], owed_copies: int) -> _Held:
         """Read until the mailboxes hold still: briefly once every owed copy is there,
@@ -80,7 +119,8 @@ class NetworkSUT:
         if sum(map(len, quiet.snapshot.values())) < owed_copies and timeouts.settle > _BRIEF:
             quiet = wait_quiet(snapshot, settle=timeouts.settle, limit=timeouts.quiescence)
         if not quiet.settled:
-            raise SutError(f"{self.name}: mailboxes still changing after {timeouts.quiescence:g} s")
+            raise SutError(self.name, "reading the mailboxes",
+                           f"mailboxes still changing after {timeouts.quiescence:g} s")
         return quiet.snapshot
 
     def close(self) -> None:
@@ -122,7 +162,8 @@ class NetworkSUT:
         done = subprocess.run(command, shell=True, capture_output=True, text=True,
                               timeout=self.config.timeouts.reply)
         if done.returncode:
-            raise SutError(f"{self.name}: provisioning {address} failed ({command}):"
-                             f" {done.stderr.strip() or done.stdout.strip()}")
+            raise SutError(self.name, f"provisioning {address}",
+                           f"`{command}` exited {done.returncode}",
+                           (done.stderr.strip() or done.stdout.strip())[-200:] or None)
         self._provisioned.add(address)
 
