@@ -48,7 +48,9 @@ def test_refused_paths_exercise_nothing() -> None:
     assert not any(inv.exercised(the_plan, refused) for inv in CATALOGUE)
 
 
-@pytest.mark.parametrize("policy_name", ["reference", *KNOWN_BAD])
+# A store that strips the trace leaves copies no invariant but trace-prepend-only can attribute;
+# judging those is the damaged-trace rule's business (issue 8 item 7), not evidence's.
+@pytest.mark.parametrize("policy_name", ["reference", *(p for p in KNOWN_BAD if p != "strip-received")])
 @settings(max_examples=60, deadline=None)
 @given(scenario=scenarios())
 def test_every_violation_is_evidence(policy_name: str, scenario: Scenario) -> None:
