@@ -72,7 +72,7 @@ def test_unreachable_server_stops_the_run_with_one_message(tmp_path: Path) -> No
     config.write_text(f'name = "down"\ninject = "smtp://127.0.0.1:{free_port()}"\n'
                       'domains = ["isp.test"]\nmailbox = "maildir:/nonexistent/{local}"\n')
     result = run_suite("--sut-config", str(config))
-    assert result.returncode == 4
+    assert result.returncode == 6  # the SUT could not be driven: not a usage error
     assert "mailconform: down is not ready" in result.stdout + result.stderr
     assert "passed" not in result.stdout
 
