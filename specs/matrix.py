@@ -1,12 +1,18 @@
 """Merge JSON reports into one conformance matrix, as Markdown and as self-contained HTML.
 
     python -m mailconform.specs.matrix reports/*.json --markdown docs/matrix.md --html docs/matrix.html
+
+Systems that cannot be run (`--paper`, see suts/real/paper.toml) get rows of their
+own, marked "documented, not run": their documented rule, never a measured cell.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -15,9 +21,30 @@ from mailconform.specs.invariants import BY_ID, CATALOGUE
 
 _MARK = {"passed": "pass", "failed": "FAIL", "late": "late", "error": "error",
          "not-exercised": "not exercised", "skipped": "not exercised"}  # "skipped": older reports
+_PAPER = "documented, not run"
 
 
-def markdown(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class PaperRow:
+    """A system known only from its documentation: the rule it states, never a measurement."""
+
+    system: str
+    invariant: str
+    rule: str
+    not_run: str
+    links: tuple[str, ...]
+
+
+def paper_rows(data: dict[str, Any]) -> list[PaperRow]:
+    rows = [PaperRow(e["system"], e["invariant"], e["rule"], e["not_run"], tuple(e["links"]))
+            for e in data.values()]
+    unknown = [row.invariant for row in rows if row.invariant not in BY_ID]
+    if unknown:
+        raise ValueError(f"paper rows name unknown invariants {unknown}")
+    return rows
+
+
+def markdown(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[PaperRow] = ()) -> str:
     ids = [inv.id for inv in CATALOGUE]
     lines = ["# Conformance matrix", "",
              "Rows are systems under test, columns invariants (RFC sections below). Each cell is the"
@@ -28,6 +55,9 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
     for report in reports:
         cells = [_cell(report, i) for i in ids]
         lines.append(f"| {report['sut']} | {report.get('transport', '')} | " + " | ".join(cells) + " |")
+    for row in paper:
+        cells = ["*documented*" if i == row.invariant else "" for i in ids]
+        lines.append(f"| {row.system} | *{_PAPER}* | " + " | ".join(cells) + " |")
     lines += ["", "| invariant | strength | binds | RFC | summary |", "|---|---|---|---|---|"]
     lines += [f"| `{inv.id}` | {inv.strength} | {inv.binds} | {', '.join(inv.rfc)} | {inv.summary} |"
               for inv in CATALOGUE]
@@ -43,10 +73,15 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
             lines += [f"### `{entry['id']}` — {', '.join(entry['rfc'])}", "",
                       f"{example['messages']} message(s), {example['transactions']} transaction(s)"
                       " into the SUT.", "", "```", example["text"], "```", ""]
+    if paper:
+        lines += ["", f"## {_PAPER.capitalize()}", "",
+                  "Their rules as their own documentation states them; not measured by this suite.", ""]
+        lines += [f"- **{row.system}** (`{row.invariant}`): {row.rule} Not run here: {row.not_run}."
+                  f" Sources: {', '.join(f'<{link}>' for link in row.links)}" for row in paper]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
+def html(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[PaperRow] = ()) -> str:
     ids = [inv.id for inv in CATALOGUE]
     head = "".join(f'<th title="{escape(BY_ID[i].summary)}"><span>{escape(i)}</span></th>' for i in ids)
     rows = []
@@ -57,6 +92,10 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
             f'{_link(report, i, _cell(report, i))}</td>' for i in ids)
         rows.append(f"<tr><th>{escape(report['sut'])}</th><td>{escape(report.get('transport', ''))}"
                     f"</td>{cells}</tr>")
+    for row in paper:
+        cells = "".join('<td class="documented"><a href="#paper">documented</a></td>' if i == row.invariant
+                        else "<td></td>" for i in ids)
+        rows.append(f"<tr><th>{escape(row.system)}</th><td><i>{_PAPER}</i></td>{cells}</tr>")
     details = []
     for report in reports:
         note = notes.get(report["sut"])
@@ -71,6 +110,13 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str]) -> str:
                     f" ({escape(', '.join(entry['rfc']))}): {example['messages']} message(s),"
                     f" {example['transactions']} transaction(s)</summary>"
                     f"<pre>{escape(example['text'])}</pre></details>")
+    if paper:
+        details.append(f'<h2 id="paper">{_PAPER.capitalize()}</h2><p>Their rules as their own documentation'
+                       " states them; not measured by this suite.</p><ul>" + "".join(
+                           f"<li><b>{escape(row.system)}</b> (<code>{escape(row.invariant)}</code>):"
+                           f" {escape(row.rule)} Not run here: {escape(row.not_run)}. Sources: "
+                           + ", ".join(f'<a href="{escape(link)}">{escape(link)}</a>' for link in row.links)
+                           + "</li>" for row in paper) + "</ul>")
     legend = "".join(f"<tr><td><code>{escape(inv.id)}</code></td><td>{inv.strength}</td>"
                      f"<td>{escape(inv.binds)}</td>"
                      f"<td>{escape(', '.join(inv.rfc))}</td><td>{escape(inv.rationale)}</td></tr>"
@@ -112,7 +158,7 @@ thead th span {{ writing-mode: vertical-rl; transform: rotate(180deg); }}
 tbody th {{ text-align: left; }}
 td.passed {{ background: #dff3df; }} td.failed {{ background: #f8d4d4; font-weight: bold; }}
 td.error {{ background: #fbe7b5; }} td.not-exercised, td.skipped {{ color: #888; }}
-td.late {{ background: #fff3c4; }}
+td.late {{ background: #fff3c4; }} td.documented {{ font-style: italic; }}
 td a {{ color: inherit; }}
 details {{ margin: .8em 0; border-left: 4px solid #d66; padding-left: .8em; }}
 pre {{ background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 13px; }}
@@ -139,12 +185,14 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, required=True)
     parser.add_argument("--html", type=Path, required=True)
     parser.add_argument("--notes", type=Path, help="a JSON object: SUT name -> a note shown with it")
+    parser.add_argument("--paper", type=Path, help="a TOML file of systems documented but not run")
     args = parser.parse_args()
     reports = [json.loads(path.read_text()) for path in args.reports]
     notes = json.loads(args.notes.read_text()) if args.notes else {}
-    args.markdown.write_text(markdown(reports, notes))
-    args.html.write_text(html(reports, notes))
-    print(f"wrote {args.markdown} and {args.html} ({len(reports)} SUTs)")
+    paper = paper_rows(tomllib.loads(args.paper.read_text())) if args.paper else []
+    args.markdown.write_text(markdown(reports, notes, paper))
+    args.html.write_text(html(reports, notes, paper))
+    print(f"wrote {args.markdown} and {args.html} ({len(reports)} SUTs run, {len(paper)} documented)")
 
 
 if __name__ == "__main__":
