@@ -37,7 +37,8 @@ settings.register_profile("ci", max_examples=60, print_blob=True,
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
 settings.load_profile(os.environ.get("MAILCONFORM_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
-pytest_plugins = ["mailconform.reporting"]  # outcomes, evidence, progress, budget, exit status
+# outcomes, evidence, progress, budget, exit status; diagnosis, impact and bundles after a failure
+pytest_plugins = ["mailconform.followup", "mailconform.reporting"]
 
 REPORT = pytest.StashKey[Report]()
 EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()

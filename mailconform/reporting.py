@@ -13,13 +13,14 @@ import os
 import secrets
 import time
 from collections.abc import Generator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import seed, settings
 
+from mailconform.followup import follow_up
 from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT
 from mailconform.run import Judge, OutOfTime, SutBroken
 from mailconform.specs.explain import InvariantViolation
@@ -125,8 +126,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
                   else Result("error", reason=f"set-up failed: {_first_line(report)}"))
     else:
         assert judging is not None, "a conformance property ran without the judge fixture"
-        result = _judged(judging, invariant, call.excinfo.value if call.excinfo else None)
+        error = call.excinfo.value if call.excinfo else None
+        result = _judged(judging, invariant, error)
+        violation = _violation(error) if error is not None else None
+        if result.outcome == "failed" and violation is not None and not isinstance(error, OutOfTime):
+            result = replace(result, counterexample=follow_up(item.config, judging.player.sut, violation,
+                                                              judging.progress))
         _gate(item, report, result, expected_failure)
+        if report.failed and result.outcome == "failed" and result.counterexample:
+            # The story, names, replies and diagnosis, not a traceback of the suite's own code;
+            # pytest's short summary then shows its first line: the invariant and the SUT.
+            report.longrepr = result.counterexample["text"]
     report.mailconform = {  # type: ignore[attr-defined]
         "invariant": invariant, "result": asdict(result),
         "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),

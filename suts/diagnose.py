@@ -34,7 +34,7 @@ from mailconform.suts.base import SutError, SystemUnderTest, execute
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.wire import MailboxError, open_mailbox
 
-GAPS = (3.0, 30.0)
+GAPS = (3.0, 10.0)
 """Pauses tried between the two copies: a few seconds, then a longer one."""
 TOLERANCE = 0.25
 """A time window is narrowed down to ± this many seconds."""

@@ -138,3 +138,27 @@ def test_replay_of_an_unreachable_server_is_an_error(made: tuple[Path, Invariant
                    "--mailbox", f"maildir:{tmp_path}/{{address}}/Maildir"])
     assert code == 2
     assert "127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_failing_run_diagnoses_reports_and_bundles(tmp_path: Path) -> None:
+    """pytest --bundle: the failure shows the story once with its diagnosis, the JSON report
+    carries the diagnosis and impact table, and the bundle is written; no repr dump."""
+    report_path, bundles = tmp_path / "report.json", tmp_path / "bundles"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "tests/conformance/test_paths.py", "--sut",
+         "embedded-lmtp:dedup-cyrus", "--diagnose-gaps", "0.2", "--bundle", str(bundles),
+         "--report-json", str(report_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    out = result.stdout
+    assert result.returncode == 1, out[-3000:]
+    assert out.count("u1 sends m1 (Message-ID k1") == 1
+    assert "Scenario(" not in out and "Traceback" not in out
+    assert "FAILED tests/conformance/test_paths.py::test_copy_per_path - copy-per-path violated by" \
+           " embedded-lmtp:dedup-cyrus" in out
+    assert "same Message-ID and Date" in out and "| two different messages sharing a Message-ID |" in out
+    (entry,) = [i for i in json.loads(report_path.read_text())["invariants"] if i["counterexample"]]
+    diagnosis = entry["counterexample"]["diagnosis"]
+    assert (diagnosis["key"], diagnosis["scope"]) == (["message-id", "date"], "mailbox")
+    assert {row["story"]: row["loses"] for row in entry["counterexample"]["impact"]}[
+        "two different messages sharing a Message-ID"] is False
+    assert (bundles / "embedded-lmtp_dedup-cyrus" / "copy-per-path" / "REPORT.md").is_file()
