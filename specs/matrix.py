@@ -72,7 +72,7 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequen
             example = entry["counterexample"]
             lines += [f"### `{entry['id']}` — {', '.join(entry['rfc'])}", "",
                       f"{example['messages']} message(s), {example['transactions']} transaction(s)"
-                      " into the SUT.", "", "```", example["text"], "```", ""]
+                      " into the SUT.", "", *_findings(example), "```", example["text"], "```", ""]
     if paper:
         lines += ["", f"## {_PAPER.capitalize()}", "",
                   "Their rules as their own documentation states them; not measured by this suite.", ""]
@@ -108,7 +108,7 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[P
                     f'<details id="{_anchor(report, entry["id"])}" open><summary>'
                     f"<b>{escape(report['sut'])}</b> fails <code>{escape(entry['id'])}</code>"
                     f" ({escape(', '.join(entry['rfc']))}): {example['messages']} message(s),"
-                    f" {example['transactions']} transaction(s)</summary>"
+                    f" {example['transactions']} transaction(s)</summary>{_findings_html(example)}"
                     f"<pre>{escape(example['text'])}</pre></details>")
     if paper:
         details.append(f'<h2 id="paper">{_PAPER.capitalize()}</h2><p>Their rules as their own documentation'
@@ -132,6 +132,32 @@ def _cell(report: dict[str, Any], invariant: str) -> str:
         mark += f" {entry['exercised']}/{entry['examples']}"
     category = (entry.get("expected") or {}).get("category", "violation")
     return mark if category == "violation" else f"{mark} ({category})"
+
+
+def _findings(example: dict[str, Any]) -> list[str]:
+    """A lost copy's diagnosed rule and impact table, as Markdown lines."""
+    lines = []
+    if example.get("diagnosis"):
+        lines += [f"**The rule:** {example['diagnosis']['summary']}.", ""]
+    if example.get("impact"):
+        lines += ["| story | copies owed | copies filed | loses mail |", "|---|---|---|---|"]
+        lines += [f"| {row['story']} | {row.get('at_least', row['owed'])} | {row['filed']} |"
+                  f" {'**yes**' if row['loses'] else 'no'} |" for row in example["impact"]]
+        lines.append("")
+    return lines
+
+
+def _findings_html(example: dict[str, Any]) -> str:
+    html_text = ""
+    if example.get("diagnosis"):
+        html_text += f"<p><b>The rule:</b> {escape(example['diagnosis']['summary'])}.</p>"
+    if example.get("impact"):
+        html_text += ("<table><tr><th>story</th><th>copies owed</th><th>copies filed</th>"
+                      "<th>loses mail</th></tr>" + "".join(
+                          f"<tr><td>{escape(row['story'])}</td><td>{row.get('at_least', row['owed'])}</td>"
+                          f"<td>{row['filed']}</td><td>{'<b>yes</b>' if row['loses'] else 'no'}</td></tr>"
+                          for row in example["impact"]) + "</table>")
+    return html_text
 
 
 def _outcomes(report: dict[str, Any]) -> dict[str, str]:

@@ -4,8 +4,10 @@ from typing import Any
 
 import pytest
 
+from mailconform.specs import matrix
 from mailconform.specs.diagnosis import Trial, conclude, next_gap
 from mailconform.specs.impact import CANONICAL
+from mailconform.specs.invariants import CATALOGUE
 from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
 from mailconform.suts.diagnose import diagnose, impact
@@ -131,3 +133,23 @@ def test_impact_table_names_every_story_the_store_loses(sut_name: str, losing: s
     assert {r.story for r in rows} == {s.name for s in CANONICAL}
     assert {r.story for r in rows if r.loses} == losing
     assert all(r.owed == 2 and r.filed in (1, 2) for r in rows if not r.at_least)
+
+
+def test_matrix_shows_each_failures_rule_and_impact() -> None:
+    """The matrix page headlines a failure's diagnosed rule and its impact table (Markdown and HTML)."""
+    rows = [{"story": "post to a list and Bcc to self", "owed": 2, "filed": 1, "loses": True},
+            {"story": "the same message retransmitted", "owed": 2, "filed": 1, "loses": False,
+             "at_least": 1}]
+    example = {"text": "copy-per-path violated by x", "messages": 1, "transactions": 2,
+               "diagnosis": {"summary": "drops a copy when the mailbox has already received one with"
+                                        " the same Message-ID"}, "impact": rows}
+    report = {"sut": "x", "transport": "smtp", "invariants": [
+        {"id": inv.id, "rfc": list(inv.rfc), "strength": inv.strength, "outcome": "failed",
+         "counterexample": example if inv.id == "copy-per-path" else None} for inv in CATALOGUE]}
+    page = matrix.markdown([report], {})
+    assert "**The rule:** drops a copy when the mailbox has already received one with the same" \
+           " Message-ID." in page
+    assert "| post to a list and Bcc to self | 2 | 1 | **yes** |" in page
+    assert "| the same message retransmitted | 1 | 1 | no |" in page
+    html = matrix.html([report], {})
+    assert "<b>The rule:</b> drops a copy" in html and "<td>post to a list and Bcc to self</td>" in html
