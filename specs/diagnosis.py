@@ -323,15 +323,19 @@ def unexplained(summary: str, trials: Iterable[Trial] = ()) -> Diagnosis:
     return Diagnosis(None, None, None, None, None, (), (), tuple(trials), summary)
 
 
+MAX_GAP_TRIALS = 10
+"""Pauses tried at most, whatever the tolerance asks."""
+
+
 def next_gap(trials: Iterable[Trial], gaps: tuple[float, ...], tolerance: float) -> float | None:
     """The next pause to try: each of ``gaps`` in turn until one restores delivery, then halving
     the interval between the longest pause that lost the copy and the shortest that filed it
     until it is no wider than twice ``tolerance``.  None: nothing more to learn."""
-    timed = [t for t in trials if t.vary == "gap" and t.gap_seconds is not None]
+    timed = [t for t in trials if t.vary == "gap"]
     filed = [t.gap_seconds for t in timed if t.result == "filed" and t.gap_seconds is not None]
     lost = [t.gap_seconds for t in timed if t.result in ("lost", "bounced") and t.gap_seconds is not None]
-    if len(timed) != len(filed) + len(lost):
-        return None  # refused or unreadable: timing tells nothing here
+    if len(timed) != len(filed) + len(lost) or len(timed) >= MAX_GAP_TRIALS:
+        return None  # not run, refused or unreadable: timing tells nothing here
     if not filed:
         return gaps[len(timed)] if len(timed) < len(gaps) else None
     low, high = max((g for g in lost if g < min(filed)), default=0.0), min(filed)
@@ -401,9 +405,11 @@ def _summary(key: list[str], case_sensitive: bool | None, scope: str | None, win
         text += " (Message-IDs compared ignoring letter case)"
     if window is not None:
         text += f" less than {window:.2f} s (± {tolerance:.2f} s) before"
-    elif gaps:
+    elif any(t.gap_seconds is not None for t in gaps):
         longest = max(t.gap_seconds or 0.0 for t in gaps)
         text += f", however long before (no time window up to {longest:.1f} s)"
+    else:
+        text += " (whether it forgets after a while was not measured)"
     if overrides:
         text += "; a Resent-Message-ID, when present, is compared instead of the Message-ID"
     if scope is None:

@@ -56,9 +56,13 @@ def diagnose(sut: SystemUnderTest, failing: Plan, observation: Observation, *,
     trials: list[Trial] = []
 
     def run(vary: str, gap: float = 0.0) -> None:
-        if progress:
-            progress(f"diagnosing {sut.name}: {describe(vary)}" + (f" of {gap:.2f} s" if gap else ""))
+        if progress and gap:
+            progress(f"mailconform: diagnosing {sut.name}: the lost copy {describe(vary)} of {gap:.2f} s")
         trials.append(_play(sut, experiment(vary, fresh(), pair, gap)))
+
+    if progress:
+        progress(f"mailconform: diagnosing {sut.name}'s duplicate rule: the lost copy resent with one"
+                 " property varied at a time")
 
     if pair.first is None:
         run("alone")
@@ -121,7 +125,7 @@ def impact(sut: SystemUnderTest, progress: Callable[[str], None] | None = None) 
     rows = []
     for story in CANONICAL:
         if progress:
-            progress(f"impact on {sut.name}: {story.name}")
+            progress(f"mailconform: impact on {sut.name}: {story.name}")
         try:
             run = execute(sut, story.scenario)
         except SutError as error:

@@ -111,6 +111,7 @@ def test_gap_search_narrows_to_the_tolerance() -> None:
     assert next_gap(trials, (3.0, 30.0), 0.25) == 16.5
     assert next_gap([trial("gap", "filed", 0.4)], (3.0,), 0.25) is None
     assert next_gap([trial("gap", "refused", 3.0)], (3.0, 30.0), 0.25) is None
+    assert next_gap([trial("gap", "not-run")], (3.0, 30.0), 0.25) is None
 
 
 @pytest.mark.parametrize("sut_name, losing", [
