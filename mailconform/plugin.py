@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Generator, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): the conformance property a test checks")
     config.stash[_REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
     config.stash[_EXPECTED] = _expectations(config)
+    config.stash[_REPORT].expected = {k: asdict(e) for k, e in (config.stash[_EXPECTED] or {}).items()}
     config.stash[_SETTINGS] = _conformance_settings(config)
 
 

@@ -29,10 +29,11 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *,
              "| SUT | transport | " + " | ".join(f"`{i}`" for i in ids) + " |",
              "|---|---|" + "---|" * len(ids)]
     for report, label in zip(reports, labels, strict=True):
-        cells = [_MARK[_outcomes(report).get(i, "skipped")] for i in ids]
+        cells = [_cell(report, i) for i in ids]
         lines.append(f"| {label} | {report.get('transport', '')} | " + " | ".join(cells) + " |")
-    lines += ["", "| invariant | strength | RFC | summary |", "|---|---|---|---|"]
-    lines += [f"| `{inv.id}` | {inv.strength} | {', '.join(inv.rfc)} | {inv.summary} |" for inv in CATALOGUE]
+    lines += ["", "| invariant | strength | binds | RFC | summary |", "|---|---|---|---|---|"]
+    lines += [f"| `{inv.id}` | {inv.strength} | {inv.binds} | {', '.join(inv.rfc)} | {inv.summary} |"
+              for inv in CATALOGUE]
     for report, label in zip(reports, labels, strict=True):
         failures = [e for e in report["invariants"] if e["counterexample"]]
         if not failures and report["sut"] not in notes:
@@ -58,7 +59,7 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], *,
         outcomes = _outcomes(report)
         cells = "".join(
             f'<td class="{outcomes.get(i, "skipped")}">'
-            f'{_link(report, label, i, _MARK[outcomes.get(i, "skipped")])}</td>' for i in ids)
+            f'{_link(report, label, i, _cell(report, i))}</td>' for i in ids)
         rows.append(f"<tr><th>{escape(label)}</th><td>{escape(report.get('transport', ''))}"
                     f"</td>{cells}</tr>")
     details = []
@@ -76,10 +77,19 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], *,
                     f" {example['transactions']} transaction(s)</summary>"
                     f"<pre>{escape(example['text'])}</pre></details>")
     legend = "".join(f"<tr><td><code>{escape(inv.id)}</code></td><td>{inv.strength}</td>"
+                     f"<td>{escape(inv.binds)}</td>"
                      f"<td>{escape(', '.join(inv.rfc))}</td><td>{escape(inv.rationale)}</td></tr>"
                      for inv in CATALOGUE)
     return _PAGE.format(title=escape(title), head=head, rows="\n".join(rows), details="\n".join(details),
                         legend=legend, footer=_CODE_SPAN.sub(r"<code>\1</code>", escape(footer)))
+
+
+def _cell(report: dict[str, Any], invariant: str) -> str:
+    """The outcome mark, with the expectation's category when it is not a plain violation."""
+    entry: dict[str, Any] = next((e for e in report["invariants"] if e["id"] == invariant), {})
+    mark = _MARK[entry.get("outcome", "skipped")]
+    category = (entry.get("expected") or {}).get("category", "violation")
+    return mark if category == "violation" else f"{mark} ({category})"
 
 
 def _outcomes(report: dict[str, Any]) -> dict[str, str]:
@@ -123,7 +133,8 @@ pre {{ background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 13px; }}
 <h2>Systems and counterexamples</h2>
 {details}
 <h2>Invariants</h2>
-<table class="legend"><tr><th>id</th><th>strength</th><th>RFC</th><th>rationale</th></tr>{legend}</table>
+<table class="legend"><tr><th>id</th><th>strength</th><th>binds</th><th>RFC</th><th>rationale</th></tr>
+{legend}</table>
 <footer><p>{footer}</p></footer>
 </body></html>
 """

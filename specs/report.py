@@ -17,6 +17,8 @@ class Report:
     transport: str = ""
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     counterexamples: dict[str, dict[str, Any]] = field(default_factory=dict)
+    expected: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Invariant id -> the expectation the run was judged against (outcome, category, reason)."""
 
     def record(self, invariant: str, outcome: Outcome,
                counterexample: dict[str, Any] | None = None) -> None:
@@ -35,8 +37,10 @@ class Report:
                 "id": inv.id,
                 "rfc": list(inv.rfc),
                 "strength": inv.strength,
+                "binds": inv.binds,
                 "outcome": self.outcomes.get(inv.id, "skipped"),
                 "counterexample": self.counterexamples.get(inv.id),
+                "expected": self.expected.get(inv.id),
             } for inv in CATALOGUE],
         }
 
@@ -52,6 +56,6 @@ class Report:
             if expected is not None and outcome in ("passed", "failed"):
                 wanted = expected.get(inv.id, "passed")
                 note = "  (as expected)" if wanted == outcome else f"  (CHANGED: expected {wanted})"
-            lines.append(f"  {marks[outcome]:<5} {inv.id:<{width}}  {inv.strength:<6}"
+            lines.append(f"  {marks[outcome]:<5} {inv.id:<{width}}  {inv.strength:<8}"
                          f" {', '.join(inv.rfc)}{note}")
         return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ from email.utils import make_msgid, parseaddr
 
 OVER_QUOTA_LIMIT = 2
 """Mailbox size (in messages) at which the quota policies stop filing."""
+TIME_WINDOW = 1.0
+"""Seconds `dedup-time-window` remembers a Message-ID: short, so a test can measure it."""
 
 
 @dataclass
@@ -58,6 +61,22 @@ class _Keyed(Policy):
         if key in seen:
             return False
         seen.append(key)
+        return True
+
+
+@dataclass
+class _RecentMessageId(Policy):
+    """Drop a copy whose Message-ID was filed in the same mailbox less than `window` seconds ago."""
+
+    window: float = TIME_WINDOW
+    _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
+
+    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+        now = time.monotonic()
+        key = (mailbox, message["Message-ID"])
+        if now - self._arrivals.get(key, -self.window) < self.window:
+            return False
+        self._arrivals[key] = now
         return True
 
 
@@ -126,6 +145,9 @@ def _policies() -> dict[str, Callable[[], Policy]]:
         "dedup-window": lambda: _Keyed(
             "dedup-window", "procmail `formail -D` bounded Message-ID cache", "copy-per-path",
             key=lambda m: m["Message-ID"], window=4),
+        "dedup-time-window": lambda: _RecentMessageId(
+            "dedup-time-window", "Microsoft Exchange's store (Message-ID within a time window; 1 h to"
+            f" 7 days there, {TIME_WINDOW:g} s here)", "copy-per-path"),
         "leak-bcc": lambda: Policy(
             "leak-bcc", "submission servers that forward the Bcc field as written",
             "bcc-not-disclosed", strips_bcc=False),

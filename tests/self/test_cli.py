@@ -101,7 +101,8 @@ def test_expectations_written_from_a_report(tmp_path: Path) -> None:
     report = a_report(tmp_path / "r.json", "tiny-mx", failing="copy-per-path")
     out = tmp_path / "e.toml"
     assert main(["expectations", str(report), str(out)]) == 0
-    assert '[copy-per-path]\noutcome = "failed"\nreason = "TODO: explain"' in out.read_text()
+    assert '[copy-per-path]\noutcome = "failed"\n' in out.read_text()
+    assert 'reason = "TODO: explain"' in out.read_text()
     out.write_text(out.read_text().replace("TODO: explain", "drops duplicates by Message-ID"))
     assert main(["expectations", str(report), str(out)]) == 0
     assert 'reason = "drops duplicates by Message-ID"' in out.read_text()
