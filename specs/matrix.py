@@ -20,8 +20,10 @@ def row_labels(suts: list[str], runs: list[str]) -> list[str]:
     return [f"{name} ({run})" if name in shared else name for name, run in zip(suts, runs, strict=True)]
 
 
-def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *,
-             labels: list[str], title: str, footer: str) -> str:
+def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[str] | None = None,
+             title: str = "Conformance matrix", footer: str = "") -> str:
+    """The page; rows are labelled by SUT name unless `labels` are given; `footer` says how it was made."""
+    labels = labels or [report["sut"] for report in reports]
     ids = [inv.id for inv in CATALOGUE]
     lines = [f"# {title}", "",
              "Rows are systems under test, columns invariants (RFC sections below).",
@@ -46,12 +48,14 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *,
             lines += [f"### `{entry['id']}` — {', '.join(entry['rfc'])}", "",
                       f"{example['messages']} message(s), {example['transactions']} transaction(s)"
                       " into the SUT.", "", "```", example["text"], "```", ""]
-    lines += ["", "---", "", footer]
+    lines += ["", "---", "", footer] if footer else []
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html(reports: list[dict[str, Any]], notes: dict[str, str], *,
-         labels: list[str], title: str, footer: str) -> str:
+def html(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[str] | None = None,
+         title: str = "Conformance matrix", footer: str = "") -> str:
+    """The page; rows are labelled by SUT name unless `labels` are given; `footer` says how it was made."""
+    labels = labels or [report["sut"] for report in reports]
     ids = [inv.id for inv in CATALOGUE]
     head = "".join(f'<th title="{escape(BY_ID[i].summary)}"><span>{escape(i)}</span></th>' for i in ids)
     rows = []
