@@ -108,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_EXPECTED] = _expectations(config)
     config.stash[_REPORT].expected = {k: asdict(e) for k, e in (config.stash[_EXPECTED] or {}).items()}
     config.stash[_SETTINGS] = _conformance_settings(config)
+    config.pluginmanager.register(_Recorder(config.stash[_REPORT]), "mailconform-recorder")
 
 
 def _conformance_settings(config: pytest.Config) -> settings:
@@ -222,9 +223,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         else:
             outcome = ("skipped" if result.skipped else "passed" if result.passed
                        else "failed" if violation else "error")
-        item.config.stash[_REPORT].record(marker.args[0], outcome,
-                                          violation.counterexample if violation else None)
+        sut = item.config.stash[_REPORT]
+        record = {"invariant": marker.args[0], "outcome": outcome, "sut": sut.sut, "transport": sut.transport,
+                  "counterexample": violation.counterexample if violation else None}
+        # An extra attribute of the test report travels with it from an xdist worker to the controller.
+        result.mailconform = record  # type: ignore[attr-defined]
     return result
+
+
+class _Recorder:
+    """Collects each invariant's outcome from the test reports, serial or from xdist workers."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        record = getattr(report, "mailconform", None)
+        if record is None:
+            return
+        self.report.sut, self.report.transport = record["sut"], record["transport"]
+        self.report.record(record["invariant"], record["outcome"], record["counterexample"])
 
 
 def _violation(error: BaseException) -> InvariantViolation | None:
@@ -236,6 +254,8 @@ def _violation(error: BaseException) -> InvariantViolation | None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # the xdist controller shows and writes the whole run
+        return
     report = config.stash[_REPORT]
     if report.outcomes:
         expected = config.stash[_EXPECTED]

@@ -105,3 +105,19 @@ def test_redis_database_names_the_extra_it_needs() -> None:
     else:
         from hypothesis.extra.redis import RedisExampleDatabase
         assert isinstance(shared_database("redis://127.0.0.1:6379/0"), RedisExampleDatabase)
+
+
+def test_parallel_run_reports_what_a_serial_run_does(tmp_path: Path) -> None:
+    """With xdist (-n 2) the controller's report holds every worker's outcomes and counterexamples,
+    the same outcomes a serial run reports."""
+    def report(*extra: str) -> tuple[str, str, list[tuple[str, str, bool]]]:
+        path = tmp_path / f"report{len(extra)}.json"
+        run = pytest_in(ROOT, "-q", "--sut", "model:leak-bcc", f"--report-json={path}", *extra)
+        assert run.returncode == 1, run.stdout[-2000:]
+        data = json.loads(path.read_text())
+        return data["sut"], data["transport"], [(e["id"], e["outcome"], bool(e["counterexample"]))
+                                                for e in data["invariants"]]
+    serial, parallel = report(), report("-n", "2")
+    assert parallel == serial
+    assert ("bcc-not-disclosed", "failed", True) in serial[2]
+    assert {outcome for _, outcome, _ in serial[2]} == {"passed", "failed"}
