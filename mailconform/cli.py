@@ -14,6 +14,7 @@ import json
 import os
 import shlex
 import sys
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -101,6 +102,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     pages.add_argument("--title", default="Conformance matrix", help="the page's heading")
     pages.add_argument("--notes", metavar="PATH", type=Path,
                        help="a JSON object: SUT name -> a note shown with it")
+    pages.add_argument("--paper", metavar="PATH", type=Path,
+                       help="a TOML file of systems documented but not run (see suts/real/paper.toml)")
     pages.add_argument("--footer", metavar="TEXT",
                        help="how the page was made (default: the command line that made it)")
     pages.set_defaults(command=write_matrix)
@@ -147,15 +150,16 @@ def write_matrix(options: argparse.Namespace, _: list[str]) -> int:
     notes = _read_json(options.notes) if options.notes else {}
     if not isinstance(notes, dict):
         raise InputError(f"{options.notes}: expected a JSON object of SUT name -> note")
+    paper = _paper_rows(options.paper) if options.paper else []
     labels = matrix.row_labels([r["sut"] for r in reports], _run_labels(options.reports))
     footer = options.footer or f"Made by `{options.invocation}`."
     page = dict(labels=labels, title=options.title, footer=footer)
     written = []
     if options.markdown:
-        written.append(_write(options.markdown, matrix.markdown(reports, notes, **page)))
+        written.append(_write(options.markdown, matrix.markdown(reports, notes, paper, **page)))
     if options.html:
-        written.append(_write(options.html, matrix.html(reports, notes, **page)))
-    print(f"wrote {' and '.join(written)} ({len(reports)} report(s))")
+        written.append(_write(options.html, matrix.html(reports, notes, paper, **page)))
+    print(f"wrote {' and '.join(written)} ({len(reports)} report(s) run, {len(paper)} documented)")
     return 0
 
 
@@ -186,6 +190,15 @@ def read_report(path: Path) -> dict[str, Any]:
             and all(isinstance(e, dict) and fields <= e.keys() for e in entries)):
         raise InputError(f"{path}: not a mailconform report (expected the JSON that --report-json writes)")
     return report
+
+
+def _paper_rows(path: Path) -> list[matrix.PaperRow]:
+    try:
+        return matrix.paper_rows(tomllib.loads(path.read_text()))
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}") from None
+    except (tomllib.TOMLDecodeError, KeyError, TypeError, AttributeError, ValueError) as error:
+        raise InputError(f"{path}: not a paper-rows file ({error})") from None
 
 
 def _read_json(path: Path) -> Any:

@@ -1,17 +1,23 @@
 """Merge JSON reports into one conformance matrix, as Markdown and as self-contained HTML.
 
 Pure rendering; `mailconform matrix` (mailconform/cli.py) reads the reports and writes the pages.
+
+Systems that cannot be run (`--paper`, see suts/real/paper.toml) get rows of their
+own, marked "documented, not run": their documented rule, never a measured cell.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 from mailconform.specs.invariants import BY_ID, CATALOGUE
 
 _MARK = {"passed": "pass", "failed": "FAIL", "error": "error", "skipped": "skip"}
+_PAPER = "documented, not run"
 
 
 def row_labels(suts: list[str], runs: list[str]) -> list[str]:
@@ -20,8 +26,28 @@ def row_labels(suts: list[str], runs: list[str]) -> list[str]:
     return [f"{name} ({run})" if name in shared else name for name, run in zip(suts, runs, strict=True)]
 
 
-def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[str] | None = None,
-             title: str = "Conformance matrix", footer: str = "") -> str:
+@dataclass(frozen=True)
+class PaperRow:
+    """A system known only from its documentation: the rule it states, never a measurement."""
+
+    system: str
+    invariant: str
+    rule: str
+    not_run: str
+    links: tuple[str, ...]
+
+
+def paper_rows(data: dict[str, Any]) -> list[PaperRow]:
+    rows = [PaperRow(e["system"], e["invariant"], e["rule"], e["not_run"], tuple(e["links"]))
+            for e in data.values()]
+    unknown = [row.invariant for row in rows if row.invariant not in BY_ID]
+    if unknown:
+        raise ValueError(f"paper rows name unknown invariants {unknown}")
+    return rows
+
+
+def markdown(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[PaperRow] = (), *,
+             labels: list[str] | None = None, title: str = "Conformance matrix", footer: str = "") -> str:
     """The page; rows are labelled by SUT name unless `labels` are given; `footer` says how it was made."""
     labels = labels or [report["sut"] for report in reports]
     ids = [inv.id for inv in CATALOGUE]
@@ -33,6 +59,9 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: li
     for report, label in zip(reports, labels, strict=True):
         cells = [_cell(report, i) for i in ids]
         lines.append(f"| {label} | {report.get('transport', '')} | " + " | ".join(cells) + " |")
+    for row in paper:
+        cells = ["*documented*" if i == row.invariant else "" for i in ids]
+        lines.append(f"| {row.system} | *{_PAPER}* | " + " | ".join(cells) + " |")
     lines += ["", "| invariant | strength | binds | RFC | summary |", "|---|---|---|---|---|"]
     lines += [f"| `{inv.id}` | {inv.strength} | {inv.binds} | {', '.join(inv.rfc)} | {inv.summary} |"
               for inv in CATALOGUE]
@@ -48,12 +77,17 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: li
             lines += [f"### `{entry['id']}` — {', '.join(entry['rfc'])}", "",
                       f"{example['messages']} message(s), {example['transactions']} transaction(s)"
                       " into the SUT.", "", "```", example["text"], "```", ""]
+    if paper:
+        lines += ["", f"## {_PAPER.capitalize()}", "",
+                  "Their rules as their own documentation states them; not measured by this suite.", ""]
+        lines += [f"- **{row.system}** (`{row.invariant}`): {row.rule} Not run here: {row.not_run}."
+                  f" Sources: {', '.join(f'<{link}>' for link in row.links)}" for row in paper]
     lines += ["", "---", "", footer] if footer else []
     return "\n".join(lines).rstrip() + "\n"
 
 
-def html(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[str] | None = None,
-         title: str = "Conformance matrix", footer: str = "") -> str:
+def html(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[PaperRow] = (), *,
+         labels: list[str] | None = None, title: str = "Conformance matrix", footer: str = "") -> str:
     """The page; rows are labelled by SUT name unless `labels` are given; `footer` says how it was made."""
     labels = labels or [report["sut"] for report in reports]
     ids = [inv.id for inv in CATALOGUE]
@@ -66,6 +100,10 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[s
             f'{_link(report, label, i, _cell(report, i))}</td>' for i in ids)
         rows.append(f"<tr><th>{escape(label)}</th><td>{escape(report.get('transport', ''))}"
                     f"</td>{cells}</tr>")
+    for row in paper:
+        cells = "".join('<td class="documented"><a href="#paper">documented</a></td>' if i == row.invariant
+                        else "<td></td>" for i in ids)
+        rows.append(f"<tr><th>{escape(row.system)}</th><td><i>{_PAPER}</i></td>{cells}</tr>")
     details = []
     for report, label in zip(reports, labels, strict=True):
         note = notes.get(report["sut"])
@@ -80,6 +118,13 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], *, labels: list[s
                     f" ({escape(', '.join(entry['rfc']))}): {example['messages']} message(s),"
                     f" {example['transactions']} transaction(s)</summary>"
                     f"<pre>{escape(example['text'])}</pre></details>")
+    if paper:
+        details.append(f'<h2 id="paper">{_PAPER.capitalize()}</h2><p>Their rules as their own documentation'
+                       " states them; not measured by this suite.</p><ul>" + "".join(
+                           f"<li><b>{escape(row.system)}</b> (<code>{escape(row.invariant)}</code>):"
+                           f" {escape(row.rule)} Not run here: {escape(row.not_run)}. Sources: "
+                           + ", ".join(f'<a href="{escape(link)}">{escape(link)}</a>' for link in row.links)
+                           + "</li>" for row in paper) + "</ul>")
     legend = "".join(f"<tr><td><code>{escape(inv.id)}</code></td><td>{inv.strength}</td>"
                      f"<td>{escape(inv.binds)}</td>"
                      f"<td>{escape(', '.join(inv.rfc))}</td><td>{escape(inv.rationale)}</td></tr>"
@@ -122,7 +167,7 @@ thead th {{ height: 11em; vertical-align: bottom; white-space: nowrap; }}
 thead th span {{ writing-mode: vertical-rl; transform: rotate(180deg); }}
 tbody th {{ text-align: left; }}
 td.passed {{ background: #dff3df; }} td.failed {{ background: #f8d4d4; font-weight: bold; }}
-td.error {{ background: #fbe7b5; }} td.skipped {{ color: #888; }}
+td.error {{ background: #fbe7b5; }} td.skipped {{ color: #888; }} td.documented {{ font-style: italic; }}
 td a {{ color: inherit; }}
 details {{ margin: .8em 0; border-left: 4px solid #d66; padding-left: .8em; }}
 pre {{ background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 13px; }}

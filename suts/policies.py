@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import make_msgid, parseaddr
 
 OVER_QUOTA_LIMIT = 2
@@ -36,10 +36,10 @@ class Policy:
     copies: int = 1
     """How many times each admitted copy is filed."""
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return True
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return mail_from
 
     def rewrite(self, raw: bytes) -> bytes:
@@ -51,11 +51,11 @@ class Policy:
 class _Keyed(Policy):
     """Drop a copy whose key was seen before in the same mailbox, however long ago."""
 
-    key: Callable[[EmailMessage], object] = lambda m: None
+    key: Callable[[Message], object] = lambda m: None
     window: int | None = None
     _seen: dict[str, deque[object]] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         seen = self._seen.setdefault(mailbox, deque(maxlen=self.window))
         key = self.key(message)
         if key in seen:
@@ -71,7 +71,7 @@ class _RecentMessageId(Policy):
     window: float = TIME_WINDOW
     _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         now = time.monotonic()
         key = (mailbox, message["Message-ID"])
         if now - self._arrivals.get(key, -self.window) < self.window:
@@ -81,12 +81,12 @@ class _RecentMessageId(Policy):
 
 
 class _MailboxHoldsMessageId(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return all(h["Message-ID"] != message["Message-ID"] for h in held)
 
 
 class _OverQuota(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return len(held) < OVER_QUOTA_LIMIT
 
 
@@ -107,7 +107,7 @@ class _StripReceived(Policy):
 class _ReturnPathFromHeader(Policy):
     """Records the From: address as Return-Path instead of the envelope's MAIL FROM."""
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return parseaddr(str(message["From"]))[1]
 
 
@@ -125,8 +125,9 @@ def _parsed(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _body_hash(message: EmailMessage) -> str:
-    return hashlib.sha256(message.get_content().encode()).hexdigest()
+def _body_hash(message: Message) -> str:
+    body = message.get_payload(decode=True)
+    return hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest()
 
 
 def _policies() -> dict[str, Callable[[], Policy]]:
