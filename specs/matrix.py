@@ -16,7 +16,8 @@ from typing import Any
 
 from mailconform.specs.invariants import BY_ID, CATALOGUE
 
-_MARK = {"passed": "pass", "failed": "FAIL", "error": "error", "skipped": "skip"}
+_MARK = {"passed": "pass", "failed": "FAIL", "late": "late", "error": "error",
+         "not-exercised": "not exercised", "skipped": "not exercised"}  # "skipped": older reports
 _PAPER = "documented, not run"
 
 
@@ -52,7 +53,8 @@ def markdown(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequen
     labels = labels or [report["sut"] for report in reports]
     ids = [inv.id for inv in CATALOGUE]
     lines = [f"# {title}", "",
-             "Rows are systems under test, columns invariants (RFC sections below).",
+             "Rows are systems under test, columns invariants (RFC sections below). Each cell is the"
+             " outcome and its evidence: examples that exercised the invariant / examples judged.",
              "Every failure's shrunk story follows.", "",
              "| SUT | transport | " + " | ".join(f"`{i}`" for i in ids) + " |",
              "|---|---|" + "---|" * len(ids)]
@@ -96,7 +98,7 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[P
     for report, label in zip(reports, labels, strict=True):
         outcomes = _outcomes(report)
         cells = "".join(
-            f'<td class="{outcomes.get(i, "skipped")}">'
+            f'<td class="{outcomes.get(i, "not-exercised")}">'
             f'{_link(report, label, i, _cell(report, i))}</td>' for i in ids)
         rows.append(f"<tr><th>{escape(label)}</th><td>{escape(report.get('transport', ''))}"
                     f"</td>{cells}</tr>")
@@ -136,7 +138,9 @@ def html(reports: list[dict[str, Any]], notes: dict[str, str], paper: Sequence[P
 def _cell(report: dict[str, Any], invariant: str) -> str:
     """The outcome mark, with the expectation's category when it is not a plain violation."""
     entry: dict[str, Any] = next((e for e in report["invariants"] if e["id"] == invariant), {})
-    mark = _MARK[entry.get("outcome", "skipped")]
+    mark = _MARK[entry.get("outcome", "not-exercised")]
+    if entry.get("examples"):  # the evidence: examples that exercised it, of those judged
+        mark += f" {entry['exercised']}/{entry['examples']}"
     category = (entry.get("expected") or {}).get("category", "violation")
     return mark if category == "violation" else f"{mark} ({category})"
 
@@ -167,7 +171,8 @@ thead th {{ height: 11em; vertical-align: bottom; white-space: nowrap; }}
 thead th span {{ writing-mode: vertical-rl; transform: rotate(180deg); }}
 tbody th {{ text-align: left; }}
 td.passed {{ background: #dff3df; }} td.failed {{ background: #f8d4d4; font-weight: bold; }}
-td.error {{ background: #fbe7b5; }} td.skipped {{ color: #888; }} td.documented {{ font-style: italic; }}
+td.error {{ background: #fbe7b5; }} td.not-exercised, td.skipped {{ color: #888; }}
+td.late {{ background: #fff3c4; }} td.documented {{ font-style: italic; }}
 td a {{ color: inherit; }}
 details {{ margin: .8em 0; border-left: 4px solid #d66; padding-left: .8em; }}
 pre {{ background: #f6f6f6; padding: .8em; overflow-x: auto; font-size: 13px; }}
