@@ -112,7 +112,8 @@ def test_parallel_run_reports_what_a_serial_run_does(tmp_path: Path) -> None:
     the same outcomes a serial run reports."""
     def report(*extra: str) -> tuple[str, str, list[tuple[str, str, bool]]]:
         path = tmp_path / f"report{len(extra)}.json"
-        run = pytest_in(ROOT, "-q", "--sut", "model:leak-bcc", f"--report-json={path}", *extra)
+        run = pytest_in(ROOT, "-q", "--sut", "model:leak-bcc", f"--report-json={path}",
+                        f"--db={tmp_path / 'db'}{len(extra)}", *extra)  # keep the checkout's database clean
         assert run.returncode == 1, run.stdout[-2000:]
         data = json.loads(path.read_text())
         return data["sut"], data["transport"], [(e["id"], e["outcome"], bool(e["counterexample"]))
