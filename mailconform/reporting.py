@@ -29,6 +29,8 @@ from mailconform.suts.base import Player, SystemUnderTest, delivered_late
 
 _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
+_BROKEN = pytest.StashKey[str]()
+"""The invariant during which the SUT could not be driven, once it could not."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,9 +104,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the SUT broke or the budget ran out, the remaining invariants are not run, and say why."""
     if not item.get_closest_marker("invariant"):
         return
-    judging = item.config.stash.get(_JUDGE, None)
-    if judging is not None and judging.broken:
-        pytest.skip(f"not run: the SUT could not be driven (see {judging.broken})")
+    broken = item.config.stash.get(_BROKEN, None)
+    if broken:
+        pytest.skip(f"not run: the SUT could not be driven (see {broken})")
     deadline = item.config.stash[_DEADLINE]
     if deadline is not None and time.time() >= deadline:
         pytest.skip(f"not run: the --budget of {item.config.getoption('--budget'):g} s was spent")
@@ -121,12 +123,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     judging = item.config.stash.get(_JUDGE, None)
     expected_failure = item.get_closest_marker("xfail") is not None
     if call.when != "call":
+        broke = call.excinfo and isinstance(call.excinfo.value, SutBroken)
         result = (Result("not-exercised", reason=_skip_reason(report)) if report.skipped
+                  else Result("error", reason=str(call.excinfo.value)) if call.excinfo and broke
                   else Result("error", reason=f"set-up failed: {_first_line(report)}"))
+        if broke:
+            _set(report, "failed", f"mailconform: {result.reason}")
     else:
         assert judging is not None, "a conformance property ran without the judge fixture"
         result = _judged(judging, invariant, call.excinfo.value if call.excinfo else None)
         _gate(item, report, result, expected_failure)
+    if call.excinfo and isinstance(call.excinfo.value, SutBroken):
+        item.config.stash[_BROKEN] = invariant
     report.mailconform = {  # type: ignore[attr-defined]
         "invariant": invariant, "result": asdict(result),
         "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),

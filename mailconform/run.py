@@ -22,6 +22,11 @@ SUT_FAILURES = (SutError, OSError, ProtocolError, MailboxError)
 """What a SUT that cannot be driven raises: refused set-up, a dead or hung server, unreadable mail."""
 
 
+def first_line(error: BaseException) -> str:
+    """An error's message as one line: the SUT, the step, the last reply (transcripts stay out)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
 class SutBroken(BaseException):
     """The SUT could not be driven.  A BaseException, so Hypothesis neither retries nor shrinks
     it (it is no property of the scenario) and no expected failure can absorb it."""
@@ -54,8 +59,6 @@ class Judge:
         self.progress = progress
         self.every = every
         self.tallies: dict[str, Tally] = {}
-        self.broken: str | None = None
-        """The invariant during which the SUT could not be driven, once it could not."""
 
     def __call__(self, scenario: Scenario, invariant_id: str) -> None:
         """Judge one example: play it (once for all invariants) and check ``invariant_id``."""
@@ -65,9 +68,7 @@ class Judge:
         try:
             run = self.player.run(scenario)
         except SUT_FAILURES as error:
-            said = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            self.broken = self.broken or invariant_id
-            raise SutBroken(f"{self.player.sut.name} could not be driven: {said}") from error
+            raise SutBroken(f"{self.player.sut.name} could not be driven: {first_line(error)}") from error
         note(scenario.story())
         invariant = BY_ID[invariant_id]
         violations = invariant.check(run.plan, run.observation)
