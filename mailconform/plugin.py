@@ -19,6 +19,7 @@ from hypothesis.database import (
 )
 from hypothesis.errors import InvalidArgument
 
+from mailconform.run import SutBroken, first_line
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.report import Report
 from mailconform.suts.base import SystemUnderTest
@@ -111,7 +112,7 @@ def _joined(args: list[str]) -> list[str]:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): the conformance property a test checks")
-    config.stash[REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
+    config.stash[REPORT] = Report(sut=_sut_name(config))
     config.stash[EXPECTED] = _expectations(config)
     config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
     config.stash[_SETTINGS] = _conformance_settings(config)
@@ -162,6 +163,15 @@ def _database_path(config: pytest.Config) -> Path | None:
         return None  # the sut fixture reports a broken config, with the SUT's context
 
 
+def _sut_name(config: pytest.Config) -> str:
+    """The SUT's name for the report, known even when it never becomes ready."""
+    path = config.getoption("--sut-config")
+    try:
+        return load_config(path, dict(os.environ)).name if path else str(config.getoption("--sut"))
+    except ValueError:
+        return str(path)  # the sut fixture reports the mistake
+
+
 def _expectations(config: pytest.Config) -> dict[str, Expectation] | None:
     path = config.getoption("--expectations")
     sut_config = config.getoption("--sut-config")
@@ -204,7 +214,9 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         system.preflight()
     except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
         system.close()
-        pytest.exit(f"mailconform: {system.name} is not ready: {error}", returncode=EXIT_SUT_ERROR)
+        # Not pytest.exit: that would crash a pytest-xdist worker.  The reporting hooks record
+        # an error (exit status EXIT_SUT_ERROR) and leave the other invariants "not run".
+        raise SutBroken(f"{system.name} is not ready: {first_line(error)}") from None
     report = config.stash[REPORT]
     report.sut, report.transport = system.name, system.transport
     yield system
