@@ -84,6 +84,7 @@ class EmbeddedSUT(NetworkSUT):
         self._relay_client = Injector(self._sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
         mx_store = MaildirStore(self._root / "mx")
+        self._policy_name = policy_name
         self._reference = ReferenceServer(named_policy(policy_name), mx_store, self._relay)
         self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
@@ -104,6 +105,7 @@ class EmbeddedSUT(NetworkSUT):
 
     def _reset(self, plan: Plan) -> None:
         self._reference.aliases = dict(plan.aliases)
+        self._reference.policy = named_policy(self._policy_name)  # no state carried between examples
         self._sink_store.clear()
 
     def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:

@@ -29,11 +29,13 @@ def test_seed_story_owes_the_poster_two_copies() -> None:
 
 
 def test_recipient_repeated_in_one_transaction_is_one_path() -> None:
-    """To and Cc naming the same user, or an alias reaching him, make one copy."""
+    """To and Cc naming the same user are sent as two RCPTs, yet with an alias reaching him make one copy."""
     world = World(("u1", "u2"), aliases=(("a1", ("u1", "u2")),))
     the_plan = mx_plan(world, Submit("m1", "u2", to=("u1", "a1"), cc=("u1",)))
     assert copies(the_plan) == {"u1": 1, "u2": 1}
-    assert the_plan.injections[0].rcpts == (U1, NAMING.address("a1"))
+    assert the_plan.injections[0].rcpts == (U1, NAMING.address("a1"), U1)
+    (u1_copy,) = [e for e in the_plan.expected if e.mailbox == U1]
+    assert u1_copy.requires == ((the_plan.injections[0].id, frozenset({U1, NAMING.address("a1")})),)
 
 
 def test_upstream_alias_expansion_for_servers_without_aliases() -> None:
