@@ -125,16 +125,19 @@ def _no_phantom_copies(plan: Plan, observation: Observation) -> list[Violation]:
             violations.append(Violation("no-phantom-copies", mailbox, (
                 f"{extra} more {'copy' if extra == 1 else 'copies'} by transaction {path}"
                 f" than the one it owes" if (mailbox, path) in owed_paths
-                else f"{count} {'copy' if count == 1 else 'copies'} by transaction {path},"
-                     f" which owes this mailbox none")))
+                else f"{_copies(count)} by transaction {path}, which owes this mailbox none")))
     # Copies whose path cannot be told are phantoms only beyond the owed copies still missing.
     missing = Counter(mailbox for mailbox, path in owed_paths if not seen[mailbox, path])
     for mailbox, count in sorted(Counter(c.mailbox for c in attribution.damaged).items()):
         if count > missing[mailbox]:
             violations.append(Violation("no-phantom-copies", mailbox, (
-                f"{count} copies whose trace names no path, but only {missing[mailbox]}"
+                f"{_copies(count)} whose trace names no path, but only {missing[mailbox]}"
                 f" owed {'copy is' if missing[mailbox] == 1 else 'copies are'} missing")))
     return violations
+
+
+def _copies(count: int) -> str:
+    return f"{count} {'copy' if count == 1 else 'copies'}"
 
 
 def _message_id_preserved(plan: Plan, observation: Observation) -> list[Violation]:

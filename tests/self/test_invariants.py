@@ -197,7 +197,10 @@ def test_a_damaged_copy_leaves_only_one_missing_path_unjudged() -> None:
     assert check("no-phantom-copies", the_plan, seen(the_plan, damaged)) == []
     filed_all = [copy(t) for t in the_plan.injections]
     (phantom,) = check("no-phantom-copies", the_plan, seen(the_plan, *filed_all, damaged))
-    assert "1 copies whose trace names no path, but only 0 owed copies are missing" in phantom.detail
+    assert "1 copy whose trace names no path, but only 0 owed copies are missing" in phantom.detail
+    # Two damaged copies where one path is missing: one of them is a phantom.
+    (one_missing,) = check("no-phantom-copies", the_plan, seen(the_plan, *filed_all[1:], damaged, damaged))
+    assert "2 copies whose trace names no path, but only 1 owed copy is missing" in one_missing.detail
 
 
 def test_untraced_copy_is_a_trace_violation_only_in_a_mailbox_the_story_reaches() -> None:
@@ -210,6 +213,10 @@ def test_untraced_copy_is_a_trace_violation_only_in_a_mailbox_the_story_reaches(
     assert "none of the Received fields" in violation.detail
     elsewhere = copy(tx, "someone@isp.test", strip)
     assert check("trace-prepend-only", BLIND, seen(BLIND, elsewhere)) == []
+    # Each damaged copy is reported, whatever comes before it.
+    listed = LISTED.injections[0]
+    both = seen(LISTED, copy(listed, U1, strip), copy(listed, U1, _reversed_trace))
+    assert len(check("trace-prepend-only", LISTED, both)) == 2
 
 
 # no-phantom-copies
@@ -293,9 +300,11 @@ def test_resent_without_resent_message_id_is_still_checked() -> None:
 
 
 def test_a_copy_that_was_never_resent_owes_no_resent_block() -> None:
-    """The original submission's copy has no Resent block to keep."""
-    original, _ = RESENT.injections
+    """The original submission's copy has no Resent block to keep; the resent one still does."""
+    original, resend = RESENT.injections
     assert check("resent-keeps-message-id", RESENT, seen(RESENT, copy(original, U2))) == []
+    stripped = copy(resend, edit=_set("Resent-From", None))
+    assert check("resent-keeps-message-id", RESENT, seen(RESENT, copy(original, U2), stripped))
 
 
 # bcc-not-disclosed
@@ -379,6 +388,9 @@ def test_trace_fields_sent_must_stay_below_in_order() -> None:
     for edit in (drop_oldest, reword_oldest):
         (violation,) = check("trace-prepend-only", LISTED, seen(LISTED, copy(tx, edit=edit)))
         assert violation.mailbox == U1
+    # A store that adds no Received of its own has still kept the trace it was sent.
+    unstamped = ObservedCopy(U1, f"Return-Path: <{tx.mail_from}>\r\n".encode() + tx.data, tx.id)
+    assert check("trace-prepend-only", LISTED, seen(LISTED, unstamped)) == []
 
 
 def test_single_hop_trace_moved_below_the_stores_own_is_caught() -> None:
