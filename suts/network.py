@@ -123,10 +123,14 @@ class NetworkSUT:
                            f"mailboxes still changing after {timeouts.quiescence:g} s")
         return quiet.snapshot
 
-    def close(self) -> None:
+    def hang_up(self) -> None:
+        """Close every connection; the next transaction opens a new one."""
         for injector in self._injectors.values():
             injector.close()
         self._injectors.clear()
+
+    def close(self) -> None:
+        self.hang_up()
 
     def _injector(self, url: str) -> Injector:
         if url not in self._injectors:

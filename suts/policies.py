@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import make_msgid, parseaddr
 
 from mailconform.suts.wire.replies import Reply
@@ -23,6 +24,8 @@ from mailconform.suts.wire.replies import Reply
 OVER_QUOTA_LIMIT = 4
 """Mailbox size (in messages) at which the quota policies stop filing: more than any
 two-message story fills, so the search has to build a busy mailbox to reach it."""
+TIME_WINDOW = 1.0
+"""Seconds `dedup-time-window` remembers a Message-ID: short, so a test can measure it."""
 FORMAIL_CACHE = 1
 """Message-IDs the `dedup-window` cache keeps per mailbox, scaled to the stories' size:
 a second, different Message-ID evicts the first."""
@@ -54,15 +57,15 @@ class Policy:
     copies: int = 1
     """How many times each admitted copy is filed."""
 
-    def refusal(self, message: EmailMessage) -> Reply | None:
+    def refusal(self, message: Message) -> Reply | None:
         """A reply refusing the whole transaction at the final dot, or None to take it."""
         return None
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage],
+    def admits(self, mailbox: str, message: Message, held: list[Message],
                envelope: Envelope) -> bool:
         return True
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return mail_from
 
     def trace_for(self, envelope: Envelope) -> str:
@@ -81,11 +84,11 @@ class _Keyed(Policy):
     The state lives as long as the policy: each example gets a fresh instance.
     """
 
-    key: Callable[[EmailMessage, Envelope], object] = lambda m, e: None
+    key: Callable[[Message, Envelope], object] = lambda m, e: None
     window: int | None = None
     _seen: dict[str, deque[object]] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage],
+    def admits(self, mailbox: str, message: Message, held: list[Message],
                envelope: Envelope) -> bool:
         seen = self._seen.setdefault(mailbox, deque(maxlen=self.window))
         key = self.key(message, envelope)
@@ -95,14 +98,31 @@ class _Keyed(Policy):
         return True
 
 
+@dataclass
+class _RecentMessageId(Policy):
+    """Drop a copy whose Message-ID was filed in the same mailbox less than `window` seconds ago."""
+
+    window: float = TIME_WINDOW
+    _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
+
+    def admits(self, mailbox: str, message: Message, held: list[Message],
+               envelope: Envelope) -> bool:
+        now = time.monotonic()
+        key = (mailbox, message["Message-ID"])
+        if now - self._arrivals.get(key, -self.window) < self.window:
+            return False
+        self._arrivals[key] = now
+        return True
+
+
 class _MailboxHoldsMessageId(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage],
+    def admits(self, mailbox: str, message: Message, held: list[Message],
                envelope: Envelope) -> bool:
         return all(h["Message-ID"] != message["Message-ID"] for h in held)
 
 
 class _OverQuota(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage],
+    def admits(self, mailbox: str, message: Message, held: list[Message],
                envelope: Envelope) -> bool:
         return len(held) < OVER_QUOTA_LIMIT
 
@@ -113,7 +133,7 @@ class _RefuseDuplicate(Policy):
 
     _bodies: set[str] = field(default_factory=set)
 
-    def refusal(self, message: EmailMessage) -> Reply | None:
+    def refusal(self, message: Message) -> Reply | None:
         body = _body_hash(message, Envelope("", ()))
         if body in self._bodies:
             return Reply(550, "5.7.1 Duplicate message rejected")
@@ -163,7 +183,7 @@ class _ReceivedForEveryone(Policy):
 class _ReturnPathFromHeader(Policy):
     """Records the From: address as Return-Path instead of the envelope's MAIL FROM."""
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return parseaddr(str(message["From"]))[1]
 
 
@@ -175,7 +195,7 @@ class _StripResent(Policy):
         return message.as_bytes()
 
 
-def _trace_on_top(message: EmailMessage) -> bytes:
+def _trace_on_top(message: Message) -> bytes:
     """The message with its Received fields moved back above the rest, in their new order."""
     trace = [(n, v) for n, v in message.items() if n.lower() == "received"]
     rest = [(n, v) for n, v in message.items() if n.lower() != "received"]
@@ -192,18 +212,19 @@ def _parsed(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _body_hash(message: EmailMessage, envelope: Envelope) -> str:
-    return hashlib.sha256(message.get_content().encode()).hexdigest()
+def _body_hash(message: Message, envelope: Envelope) -> str:
+    body = message.get_payload(decode=True)
+    return hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest()
 
 
-def _retransmission(message: EmailMessage, envelope: Envelope) -> tuple[object, ...]:
+def _retransmission(message: Message, envelope: Envelope) -> tuple[object, ...]:
     """What an identical retransmission repeats: the envelope and the content, except the two
     topmost Received fields (this server's own and the sending hop's), which name the attempt.
     Every earlier hop's field stays in the key, so the same message by another route differs."""
     fields = [(n.lower(), str(v)) for n, v in message.items()]
     attempt = [i for i, (n, _) in enumerate(fields) if n == "received"][:2]
     kept = tuple(f for i, f in enumerate(fields) if i not in attempt)
-    return envelope.mail_from, envelope.rcpts, kept, message.get_content()
+    return envelope.mail_from, envelope.rcpts, kept, _body_hash(message, envelope)
 
 
 def _policies() -> dict[str, Callable[[], Policy]]:
@@ -224,6 +245,9 @@ def _policies() -> dict[str, Callable[[], Policy]]:
         "dedup-window": lambda: _Keyed(
             "dedup-window", "procmail `formail -D`: a bounded Message-ID cache that forgets the"
             " oldest ids", "copy-per-path", key=lambda m, e: m["Message-ID"], window=FORMAIL_CACHE),
+        "dedup-time-window": lambda: _RecentMessageId(
+            "dedup-time-window", "Microsoft Exchange's store (Message-ID within a time window; 1 h to"
+            f" 7 days there, {TIME_WINDOW:g} s here)", "copy-per-path"),
         "leak-bcc": lambda: Policy(
             "leak-bcc", "submission servers that forward the Bcc field as written",
             "bcc-not-disclosed", strips_bcc=False),

@@ -29,6 +29,7 @@ MINIMAL = {
     "dedup-resent-aware": (1, 2),
     "dedup-content-hash": (1, 2),
     "dedup-window": (1, 2),
+    "dedup-time-window": (1, 2),
     "leak-bcc": (1, 1),
     "leak-apparently-to": (1, 1),  # r1 sends m1 bcc u1, u2: one transaction to both
     "leak-received-for": (1, 1),
@@ -52,7 +53,7 @@ _BLIND = Scenario(_TWO_USERS, (Submit("m1", "r1", ("u1",), bcc=("u2",)),))
 # One hand-written story per known-bad policy, small enough to read.
 STORIES = {
     **dict.fromkeys(("dedup-message-id", "dedup-cyrus", "dedup-resent-aware", "dedup-content-hash",
-                     "dedup-window", "reverse-received"), SEED_STORY),
+                     "dedup-window", "dedup-time-window", "reverse-received"), SEED_STORY),
     "leak-bcc": Scenario(_TWO_USERS, (Submit("m1", "u2", (), cc=("u1",), bcc=("r1",)),)),
     "leak-apparently-to": _BLIND,
     "leak-received-for": _BLIND,
