@@ -5,6 +5,8 @@
     mailconform expectations REPORT.json OUT.toml
     mailconform matrix REPORT.json ... [--markdown M.md] [--html M.html] [--title T] [--notes N.json]
     mailconform list
+    mailconform serve NAME [--port N] [--root DIR]
+    mailconform replay BUNDLE (--inject URL --mailbox TEMPLATE | --sut-config PATH) [--same-ids]
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any, NoReturn
 
 import pytest
 
+from mailconform import replay
 from mailconform.specs import matrix
 from mailconform.specs.invariants import CATALOGUE
-from mailconform.suts import expectations
+from mailconform.suts import expectations, serve
 from mailconform.suts.policies import POLICY_NAMES, policy
 from mailconform.suts.registry import SUT_NAMES
 
@@ -86,6 +89,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                         help="Hypothesis example database directory; saved counterexamples replay first")
     runner.add_argument("--db-shared", metavar="DIR_OR_REDIS_URL",
                         help="a further example database, read but never written (e.g. the main branch's)")
+    runner.add_argument("--bundle", metavar="DIR", type=_absolute,
+                        help="write a bug-report bundle for every failed invariant to DIR/<sut>/<invariant>/")
     runner.set_defaults(command=run)
 
     keeper = commands.add_parser(
@@ -113,6 +118,16 @@ def _parser(prog: str) -> argparse.ArgumentParser:
 
     lister = commands.add_parser("list", help="list the built-in SUTs, policies and invariants")
     lister.set_defaults(command=list_catalogue)
+
+    server = commands.add_parser("serve", help="run a built-in SUT as a loopback server until interrupted",
+                                 description=(serve.__doc__ or "").splitlines()[0])
+    serve.arguments(server)
+    server.set_defaults(command=lambda options, _: serve.run(options))
+
+    replayer = commands.add_parser("replay", help="replay a bug-report bundle against a server",
+                                   description=(replay.__doc__ or "").splitlines()[0])
+    replay.arguments(replayer)
+    replayer.set_defaults(command=lambda options, _: replay.run(options))
     return parser
 
 
@@ -127,7 +142,7 @@ def run(options: argparse.Namespace, passed_on: list[str]) -> int:
             # (and xdist workers, which re-read these arguments, load it too).
             "-p", "mailconform.plugin",
             str(SUITE)]
-    for name in ("sut", "sut_config", "expectations", "report_json", "junitxml", "db", "db_shared"):
+    for name in ("sut", "sut_config", "expectations", "report_json", "junitxml", "db", "db_shared", "bundle"):
         value = getattr(options, name)
         if value is not None:  # one token each: pytest never mistakes the value for a test path
             args.append(f"--{name.replace('_', '-')}={value}")

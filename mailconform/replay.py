@@ -122,8 +122,7 @@ def target(args: argparse.Namespace, data: dict[str, Any]) -> SutConfig:
                      expands_aliases=data["expands_aliases"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mailconform replay", description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", type=Path, help="a bundle folder: DIR/<sut>/<invariant>")
     parser.add_argument("--inject", help="smtp://HOST:PORT or lmtp://HOST:PORT of the server")
     parser.add_argument("--submission", help="its submission server, if the story has one")
@@ -132,13 +131,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sut-config", type=Path, help="a --sut-config TOML describing the server")
     parser.add_argument("--same-ids", action="store_true",
                         help="send the recorded Message-IDs and addresses instead of fresh ones")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay as the command line asked; the exit status says whether the failure reproduced."""
     try:
         data = read_bundle(args.bundle)
         return REPRODUCED if replay(args.bundle, target(args, data), args.same_ids) else NOT_REPRODUCED
     except (ReplayError, ValueError, OSError, SutError, ProtocolError, MailboxError) as error:
         print(f"mailconform replay: {error}", file=sys.stderr)
         return ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mailconform replay", description=__doc__.splitlines()[0])
+    arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

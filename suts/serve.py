@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -67,17 +68,26 @@ def serve(name: str, port: int = 0, root: Path | None = None,
         say(f"# mailconform serve: {sut.name} stopped")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="mailconform serve", description=__doc__.splitlines()[0])
+def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="embedded[:<policy>] or embedded-lmtp[:<policy>]")
     parser.add_argument("--port", type=int, default=0, help="the mx port (submission: the next one)")
     parser.add_argument("--root", type=Path, help="keep the Maildirs here (default: a temporary directory)")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve as the command line asked, until interrupted; 2 when the server cannot start."""
     try:
         serve(args.name, args.port, args.root, say=lambda line: print(line, flush=True))
     except (ValueError, RuntimeError) as error:
-        parser.exit(2, f"mailconform serve: {error}\n")
+        print(f"mailconform serve: {error}", file=sys.stderr)
+        return 2
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mailconform serve", description=__doc__.splitlines()[0])
+    arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailconform import bundle
-from mailconform.replay import main as replay
+from mailconform.cli import main as cli
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.strategies import SEED_STORY
@@ -22,6 +22,10 @@ from mailconform.suts.diagnose import diagnose, impact
 from mailconform.suts.registry import resolve
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def replay(args: list[str]) -> int:
+    return cli(["replay", *args])
 
 
 def seed_violation(sut_name: str) -> tuple[InvariantViolation, object]:
@@ -85,7 +89,7 @@ def test_bundle_names_no_path_of_the_machine(made: tuple[Path, InvariantViolatio
 @contextmanager
 def served(name: str) -> Iterator[dict[str, str]]:
     """`mailconform serve NAME` in a process of its own; yields its --sut-config."""
-    server = subprocess.Popen([sys.executable, "-m", "mailconform.suts.serve", name], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-m", "mailconform", "serve", name], cwd=ROOT,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout
@@ -162,3 +166,15 @@ def test_a_failing_run_diagnoses_reports_and_bundles(tmp_path: Path) -> None:
     assert {row["story"]: row["loses"] for row in entry["counterexample"]["impact"]}[
         "two different messages sharing a Message-ID"] is False
     assert (bundles / "embedded-lmtp_dedup-cyrus" / "copy-per-path" / "REPORT.md").is_file()
+
+
+def test_mailconform_run_writes_bundles(tmp_path: Path) -> None:
+    """`mailconform run --bundle DIR` writes the bundle of a failed invariant from any directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mailconform", "run", "--sut", "embedded:dedup-content-hash", "--bundle",
+         "bundles", "--", "-k", "copy_per_path", "--diagnose-gaps", "0.2"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 1, result.stdout[-3000:]
+    report = (tmp_path / "bundles" / "embedded_dedup-content-hash" / "copy-per-path" / "REPORT.md")
+    assert "same body" in report.read_text()
