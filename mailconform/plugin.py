@@ -14,7 +14,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.report import Outcome, Report
-from mailconform.suts.base import SystemUnderTest
+from mailconform.suts.base import SutError, SystemUnderTest
 from mailconform.suts.config import load as load_config
 from mailconform.suts.expectations import Expectation
 from mailconform.suts.expectations import load as load_expectations
@@ -91,13 +91,18 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         system = resolve(config.getoption("--sut"), config.getoption("--sut-config"))
     except (ValueError, OSError, RuntimeError) as error:
         pytest.exit(f"mailconform: {error}", returncode=4)
+    report = config.stash[_REPORT]
+    report.sut, report.transport = system.name, system.transport  # named, even if nothing runs
     try:
         system.preflight()
     except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
         system.close()
-        pytest.exit(f"mailconform: {system.name} is not ready: {error}", returncode=4)
-    report = config.stash[_REPORT]
-    report.sut, report.transport = system.name, system.transport
+        reason = error.what if isinstance(error, SutError) else error
+        pytest.exit(f"mailconform: {system.name} is not ready: {reason}", returncode=4)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    for line in getattr(system, "notes", ()):  # where to relay, what is left behind
+        if reporter:
+            reporter.write_line(f"mailconform: {system.name}: {line}")
     yield system
     system.close()
 

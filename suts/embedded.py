@@ -1,7 +1,7 @@
 """The embedded default SUT: the reference delivery logic served by aiosmtpd on loopback.
 
-It files into real Maildirs, relays its users' mail for remote domains to a
-sink server the suite plays (also real SMTP), and can run any named policy, so
+It files into real Maildirs, relays its users' mail for remote domains to the
+suite's sink (real SMTP, as for any SUT), and can run any named policy, so
 the known-bad rules are caught over the wire exactly as in-process.
 """
 
@@ -11,6 +11,7 @@ import mailbox as maildir
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,8 @@ from mailconform.specs.model import Plan
 from mailconform.suts.config import SutConfig, Timeouts
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.policies import policy as named_policy
-from mailconform.suts.reference import ReferenceServer, file_at_remote_hosts
+from mailconform.suts.reference import ReferenceServer
+from mailconform.suts.sink import Sink
 from mailconform.suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
 
 
@@ -38,8 +40,9 @@ class MaildirStore:
     def held(self, mailbox: str) -> list[bytes]:
         return open_mailbox(self.template.format(address=mailbox.lower())).messages()
 
-    def clear(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+    def remove(self, mailboxes: Sequence[str]) -> None:
+        for mailbox in mailboxes:
+            shutil.rmtree(self.root / mailbox.lower(), ignore_errors=True)
 
 
 class _Mx:
@@ -61,50 +64,34 @@ class _Submission(_Mx):
         return self.server.submit(mail_from, rcpts, data)
 
 
-class _Sink:
-    """The remote hosts the suite plays: accept everything, file it as final delivery."""
-
-    def __init__(self, store: MaildirStore) -> None:
-        self.store = store
-
-    def rcpt(self, address: str) -> Reply:
-        return Reply(250, "2.1.5 ok")
-
-    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
-        file_at_remote_hosts(self.store, mail_from, rcpts, data)
-        return [Reply(250, "2.0.0 filed") for _ in rcpts]
-
-
 class EmbeddedSUT(NetworkSUT):
     def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
         self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-"))
-        self._sink_store = MaildirStore(self._root / "sink")
-        self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
-        self._sink.start()
-        self._relay_client = Injector(self._sink.url, sut="the suite's sink")
+        sink = Sink()
+        self._relay_client = Injector(sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
-        mx_store = MaildirStore(self._root / "mx")
-        self._reference = ReferenceServer(named_policy(policy_name), mx_store, self._relay)
-        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
+        self._mx_store = MaildirStore(self._root / "mx")
+        self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
+        self._servers = [EmbeddedServer(_Mx(self._reference), protocol=protocol)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
             self._servers.append(EmbeddedServer(_Submission(self._reference)))
-        for server in self._servers[1:]:
+        for server in self._servers:
             server.start()
         kind = "embedded" if protocol == "smtp" else "embedded-lmtp"
         super().__init__(SutConfig(
             name=kind if policy_name == "reference" else f"{kind}:{policy_name}",
-            inject=self._servers[1].url,
-            submission=self._servers[2].url if protocol == "smtp" else None,
+            inject=self._servers[0].url,
+            submission=self._servers[1].url if protocol == "smtp" else None,
             roles=frozenset({"mx", "submission"}) if protocol == "smtp" else frozenset({"mx"}),
-            domains=("isp.test",), mailbox=mx_store.template,
-            expands_aliases=True, sink=self._sink_store.template,
-            # It files before it answers, so there is nothing to wait for.
-            timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
-            before_play=self._reset)
+            domains=("isp.test",), mailbox=self._mx_store.template,
+            expands_aliases=True, sink=sink.url,
+            # It files (and relays) before it answers: nothing to wait for.
+            delivery="synchronous", timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
+            before_play=self._reset, sink=sink, remove_mailboxes=self._mx_store.remove)
+        self.notes = ()  # everything it uses is its own
 
     def _reset(self, plan: Plan) -> None:
         self._reference.aliases = dict(plan.aliases)
-        self._sink_store.clear()
 
     def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
         # Called from the servers' threads; one reused connection, one sender at a time.
