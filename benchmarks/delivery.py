@@ -1,42 +1,196 @@
 """How close the suite runs to its ceilings, as ratios against baselines measured in the same run.
 
-    python benchmarks/delivery.py [--transactions N] [--examples N]
+    python benchmarks/delivery.py [--json PATH] [--rounds N] [--examples N] [--network-examples N]
 
-Baselines: raw smtplib to a bare aiosmtpd Maildir store on one reused
-connection (the delivery ceiling), and Hypothesis drawing plain lists of text
-of scenario size (the generation ceiling).  Ratios near 1.0 mean the suite adds
-little; the numbers are for this machine and this run only.
+Four comparisons, each a ratio of the suite's rate to a baseline's rate:
+
+- inprocess_vs_generation: the conformance properties against `--sut reference`
+  (examples/s) vs bare Hypothesis drawing data of the same shape as a scenario
+  (the same integers, sampled_from and lists) with an empty test body, run as
+  the same number of properties with the same settings.
+- embedded_smtp_vs_raw / embedded_lmtp_vs_raw: the properties against the
+  embedded SUT (transactions the suite sent per second, end to end: generate,
+  plan, inject, read back, judge) vs raw smtplib sending a suite-sized message
+  on one reused connection into a bare aiosmtpd Maildir store kept where the
+  embedded SUT keeps its Maildirs.
+- external_smtp_vs_raw: the properties against a separate aiosmtpd Maildir
+  server process (tests/servers/tiny_mx.py, described by a minimal
+  --sut-config file) vs raw smtplib into that same server.
+
+Rounds are interleaved (suite, baseline, suite, baseline ...) after one
+warm-up round that is thrown away, so Hypothesis's one-time costs and a busy
+machine weigh on both sides alike.  Rates divide by what was actually done:
+test-body calls, transactions played, messages sent.  Numbers are for this
+machine and this run only; the ratios are what compare across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import mailbox
+import os
+import pkgutil
 import smtplib
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from hypothesis import Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from mailconform.specs.scenario import MailingList, Scenario, Submit, World
-from mailconform.strategies import scenarios
-from mailconform.suts.base import execute
-from mailconform.suts.embedded import EmbeddedSUT
-from mailconform.suts.wire import EmbeddedServer, Injector, Reply
+import mailconform.conformance  # noqa: E402
+from mailconform.specs.model import Plan, plan  # noqa: E402
+from mailconform.specs.naming import Naming  # noqa: E402
+from mailconform.specs.observation import Observation  # noqa: E402
+from mailconform.strategies import SEED_STORY, scenarios  # noqa: E402
+from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES, MESSAGE_ID_KEYS  # noqa: E402
+from mailconform.suts.base import SystemUnderTest  # noqa: E402
+from mailconform.suts.config import load as load_config  # noqa: E402
+from mailconform.suts.embedded import EmbeddedSUT, maildir_root  # noqa: E402
+from mailconform.suts.inprocess import InProcessSUT  # noqa: E402
+from mailconform.suts.network import NetworkSUT  # noqa: E402
+from mailconform.suts.wire import EmbeddedServer, Reply  # noqa: E402
 
-MESSAGE = (b"From: r1@remote.example\r\nTo: u1@isp.test\r\nSubject: bench\r\n"
-           b"Message-ID: <bench@ids.example>\r\n\r\nbody\r\n")
+TINY_MX = ROOT / "tests" / "servers" / "tiny_mx.py"
+_MESSAGE = plan(SEED_STORY, Naming("bench")).injections[0].data
+"""A message the size the suite sends."""
+_SETTINGS = settings(database=None, deadline=None, phases=[Phase.generate],
+                     suppress_health_check=list(HealthCheck))
 
 
-class _BareStore:
-    """The least a Maildir store can do: file every copy."""
+# -- the two sides of (a): the suite's properties, and bare generation ---------------------------
+
+def suite_properties() -> list[Callable[..., None]]:
+    """The body of every conformance property, as pytest runs it (sut=..., scenario=...)."""
+    bodies = []
+    for info in pkgutil.iter_modules(mailconform.conformance.__path__):
+        module = importlib.import_module(f"mailconform.conformance.{info.name}")
+        bodies += [value.hypothesis.inner_test for name, value in sorted(vars(module).items())
+                   if name.startswith("test_") and hasattr(value, "hypothesis")]
+    return bodies
+
+
+@st.composite
+def scenario_shaped(draw: st.DrawFn, max_events: int = 4) -> tuple[Any, ...]:
+    """The draws `scenarios()` makes (same choices, same sizes), kept as plain tuples: no model."""
+    local = tuple(range(draw(st.integers(1, 3))))
+    remote = tuple(range(draw(st.integers(0, 2))))
+    aliases = [draw(st.lists(st.sampled_from(local), min_size=1, max_size=2, unique=True))
+               for _ in range(draw(st.integers(0, 1)))]
+    forwards = [draw(st.sampled_from(local)) for _ in range(draw(st.integers(0, 1)))]
+    members = local + remote + tuple(range(len(aliases) + len(forwards)))
+    lists = [(draw(st.lists(st.sampled_from(members), min_size=1, max_size=3, unique=True)),
+              draw(st.booleans())) for _ in range(draw(st.integers(0, 2)))]
+    pool = tuple(range(len(local) + len(remote) + len(lists) + len(aliases) + len(forwards)))
+    senders = local + remote
+
+    def submission(keys: tuple[str, ...]) -> tuple[Any, ...]:
+        to, cc, bcc = (draw(st.lists(st.sampled_from(pool), max_size=size)) for size in (3, 2, 2))
+        if not (to or cc or bcc):
+            to = [draw(st.sampled_from(pool))]
+        return (to, cc, bcc, draw(st.sampled_from(senders)), draw(st.sampled_from(BCC_MODES)),
+                draw(st.sampled_from(keys)), draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
+    events = [submission(MESSAGE_ID_KEYS[:1])]
+    for _ in range(draw(st.integers(0, max_events - 1))):
+        kind = draw(st.sampled_from(("again", "resend", "submit")))
+        if kind == "again":
+            events.append((draw(st.sampled_from(range(len(events)))),))
+        elif kind == "resend":
+            events.append((draw(st.sampled_from(range(len(events)))), draw(st.sampled_from(senders)),
+                           draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2)),
+                           draw(st.booleans())))
+        else:
+            events.append(submission(MESSAGE_ID_KEYS))
+    return (local, remote, aliases, forwards, lists, events)
+
+
+def run_properties(count: int, body: Callable[[Any], None], strategy: st.SearchStrategy[Any],
+                   examples: int) -> tuple[int, float]:
+    """Run ``count`` properties of ``examples`` each; (test-body calls made, seconds)."""
+    calls = 0
+
+    def counted(value: Any) -> None:
+        nonlocal calls
+        calls += 1
+        body(value)
+    start = time.perf_counter()
+    for _ in range(count):
+        settings(_SETTINGS, max_examples=examples)(given(strategy)(counted))()
+    return calls, time.perf_counter() - start
+
+
+# -- transactions the suite plays, counted at the SUT ---------------------------------------------
+
+class Played:
+    """A SUT that counts the transactions it is actually sent (a play the driver reuses is not)."""
+
+    def __init__(self, sut: SystemUnderTest) -> None:
+        self.sut = sut
+        self.name, self.transport, self.roles = sut.name, sut.transport, sut.roles
+        self.expands_aliases = sut.expands_aliases
+        self.transactions = 0
+
+    def naming(self, nonce: str) -> Naming:
+        return self.sut.naming(nonce)
+
+    def preflight(self) -> None:
+        self.sut.preflight()
+
+    def play(self, the_plan: Plan) -> Observation:
+        self.transactions += len(the_plan.injections)
+        return self.sut.play(the_plan)
+
+    def close(self) -> None:
+        self.sut.close()
+
+
+def suite_calls(bodies: list[Callable[..., None]], sut: SystemUnderTest, examples: int
+                ) -> tuple[int, float]:
+    """Run every conformance property against ``sut``, one after another as pytest does."""
+    calls, seconds = 0, 0.0
+    for body in bodies:
+        made, took = run_properties(1, partial(_call, body, sut), scenarios(), examples)
+        calls, seconds = calls + made, seconds + took
+    return calls, seconds
+
+
+def _call(body: Callable[..., None], sut: SystemUnderTest, scenario: Any) -> None:
+    body(sut=sut, scenario=scenario)
+
+
+def suite_tx_rate(bodies: list[Callable[..., None]], played: Played, examples: int) -> float:
+    """Transactions per second the conformance properties send into a SUT, end to end."""
+    before = played.transactions
+    _, seconds = suite_calls(bodies, played, examples)
+    return (played.transactions - before) / seconds
+
+
+def raw_tx_rate(client: smtplib.SMTP, seconds: float) -> float:
+    """Messages per second raw smtplib sends on one reused connection, for about ``seconds``."""
+    sent = 0
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        client.sendmail("r1@remote.example", ["u1@isp.test"], _MESSAGE)
+        sent += 1
+    return sent / (time.perf_counter() - start)
+
+
+class BareStore:
+    """The least a Maildir store can do: file every copy it is sent."""
 
     def __init__(self, root: Path) -> None:
         self.box = mailbox.Maildir(root, create=True)
@@ -50,59 +204,171 @@ class _BareStore:
         return [Reply(250, "ok") for _ in rcpts]
 
 
-def _rate(count: int, run: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    for _ in range(count):
-        run()
-    return count / (time.perf_counter() - start)
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.partition("://")[2].split(":")
+    return host, int(port)
 
 
-def _generation_rate(strategy: st.SearchStrategy[Any], examples: int) -> float:
-    @settings(max_examples=examples, database=None, deadline=None, phases=[Phase.generate])
-    @given(strategy)
-    def draw(value: Any) -> None:
-        pass
-    start = time.perf_counter()
-    draw()
-    return examples / (time.perf_counter() - start)
+@contextmanager
+def bare_server(protocol: str) -> Iterator[smtplib.SMTP]:
+    """Raw smtplib (or smtplib.LMTP) connected to a bare aiosmtpd Maildir store."""
+    with tempfile.TemporaryDirectory(dir=maildir_root()) as root, \
+            EmbeddedServer(BareStore(Path(root) / "Maildir"), protocol=protocol) as server:  # type: ignore[arg-type]
+        host, port = _host_port(server.url)
+        client = smtplib.LMTP(host, port) if protocol == "lmtp" else smtplib.SMTP(host, port)
+        with client:
+            yield client
+
+
+@contextmanager
+def external_server() -> Iterator[tuple[NetworkSUT, smtplib.SMTP]]:
+    """tiny_mx.py in its own process; the suite's SUT for it (from a TOML file) and a raw client."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with tempfile.TemporaryDirectory() as root:
+        process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), f"{root}/mail", "isp.test"],
+                                   stdout=subprocess.PIPE, text=True)
+        try:
+            assert process.stdout and process.stdout.readline().strip() == "ready"
+            config = Path(root) / "tiny.toml"
+            config.write_text(f'name = "tiny-mx"\ninject = "smtp://127.0.0.1:{port}"\n'
+                              f'domains = ["isp.test"]\nmailbox = "maildir:{root}/mail/{{local}}/Maildir"\n')
+            sut = NetworkSUT(load_config(config, dict(os.environ)))
+            try:
+                sut.preflight()
+                with smtplib.SMTP("127.0.0.1", port) as client:
+                    yield sut, client
+            finally:
+                sut.close()
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# -- rounds ---------------------------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    key: str
+    title: str
+    unit: str
+    suite: Callable[[int], float]
+    baseline: Callable[[int], float]
+    ratios: list[float] = field(default_factory=list)
+    suite_rates: list[float] = field(default_factory=list)
+    baseline_rates: list[float] = field(default_factory=list)
+
+    def run(self, size: int, keep: bool, suite_first: bool) -> None:
+        sides = [self.suite, self.baseline] if suite_first else [self.baseline, self.suite]
+        rates = [side(size) for side in sides]
+        suite, baseline = rates if suite_first else rates[::-1]
+        if keep:
+            self.suite_rates.append(suite)
+            self.baseline_rates.append(baseline)
+            self.ratios.append(suite / baseline)
+
+    def summary(self) -> dict[str, float | int]:
+        return {"median": round(statistics.median(self.ratios), 3), "min": round(min(self.ratios), 3),
+                "max": round(max(self.ratios), 3), "rounds": len(self.ratios)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--transactions", type=int, default=500)
-    parser.add_argument("--examples", type=int, default=300)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3, at least 3)")
+    parser.add_argument("--examples", type=int, default=40,
+                        help="examples per property in-process (default 40)")
+    parser.add_argument("--network-examples", type=int, default=15,
+                        help="examples per property over the wire (default 15)")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as root, EmbeddedServer(_BareStore(Path(root) / "Maildir")) as bare:
-        host, port = bare.url.removeprefix("smtp://").split(":")
-        with smtplib.SMTP(host, int(port)) as raw:
-            baseline = _rate(args.transactions, lambda: raw.sendmail("r1@remote.example",
-                                                                     ["u1@isp.test"], MESSAGE))
-        with Injector(bare.url, sut="bench") as injector:
-            injected = _rate(args.transactions, lambda: injector.send("r1@remote.example",
-                                                                      ["u1@isp.test"], MESSAGE))
-    rows.append(("delivery ceiling: smtplib, reused connection, bare Maildir store", baseline, 1.0))
-    rows.append(("suite injector into the same store", injected, injected / baseline))
-    sut = EmbeddedSUT()
+    if args.rounds < 3:
+        parser.error("--rounds must be at least 3: one round is an anecdote")
+    bodies = suite_properties()
+    reference = InProcessSUT()
+    embedded = {protocol: EmbeddedSUT(protocol=protocol) for protocol in ("smtp", "lmtp")}
     try:
-        story = Scenario(World(("u1",), ("r1",), (MailingList("L1", ("u1",)),)),
-                         (Submit("m1", "u1", ("L1",), bcc=("u1",)),))
-        transactions = len(execute(sut, story).plan.injections)
-        played = _rate(args.transactions // transactions, lambda: execute(sut, story)) * transactions
+        results = measure(args, bodies, reference, embedded)
     finally:
-        sut.close()
-    rows.append(("embedded SUT end to end (plan, inject, read, sort), per transaction", played,
-                 played / baseline))
-    plain = _generation_rate(st.lists(st.tuples(st.text(max_size=4), st.lists(st.text(max_size=4),
-                                                                               max_size=3)),
-                                      max_size=6), args.examples)
-    drawn = _generation_rate(scenarios(), args.examples)
-    rows.append(("generation ceiling: lists of text of scenario size, per second", plain, 1.0))
-    rows.append(("scenarios() per second", drawn, drawn / plain))
-    width = max(len(name) for name, _, _ in rows)
-    print(f"{'measurement':<{width}}  {'per second':>10}  {'ratio':>6}")
-    for name, rate, ratio in rows:
-        print(f"{name:<{width}}  {rate:>10.0f}  {ratio:>6.2f}")
+        for sut in embedded.values():
+            sut.close()
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written to {args.json}")
+
+
+def measure(args: argparse.Namespace, bodies: list[Callable[..., None]], reference: SystemUnderTest,
+            embedded: dict[str, EmbeddedSUT]) -> dict[str, Any]:
+    with bare_server("smtp") as raw_smtp, bare_server("lmtp") as raw_lmtp, \
+            external_server() as (external, raw_external):
+        for sut in embedded.values():
+            sut.preflight()
+        network_seconds: dict[str, float] = {}
+
+        def timed_suite(key: str, sut: SystemUnderTest) -> Callable[[int], float]:
+            played = Played(sut)
+
+            def run(size: int) -> float:
+                start = time.perf_counter()
+                rate = suite_tx_rate(bodies, played, size)
+                network_seconds[key] = time.perf_counter() - start
+                return rate
+            return run
+
+        def raw(key: str, client: smtplib.SMTP) -> Callable[[int], float]:
+            # As long as the suite side took, within reason: both sides see the same machine load.
+            return lambda size: raw_tx_rate(client, min(max(network_seconds.get(key, 1.0), 0.5), 5.0))
+
+        def generation(size: int) -> float:
+            calls, seconds = run_properties(len(bodies), lambda value: None, scenario_shaped(), size)
+            return calls / seconds
+
+        def inprocess(size: int) -> float:
+            calls, seconds = suite_calls(bodies, reference, size)
+            return calls / seconds
+
+        comparisons = [
+            Comparison("inprocess_vs_generation", "in-process suite vs bare Hypothesis generation",
+                       "examples/s", inprocess, generation),
+            Comparison("embedded_smtp_vs_raw", "embedded SMTP suite vs raw smtplib into a bare store",
+                       "tx/s", timed_suite("smtp", embedded["smtp"]), raw("smtp", raw_smtp)),
+            Comparison("embedded_lmtp_vs_raw", "embedded LMTP suite vs raw smtplib.LMTP into a bare store",
+                       "tx/s", timed_suite("lmtp", embedded["lmtp"]), raw("lmtp", raw_lmtp)),
+            Comparison("external_smtp_vs_raw", "external server: suite vs raw smtplib into it",
+                       "tx/s", timed_suite("external", external), raw("external", raw_external)),
+        ]
+        load_before = os.getloadavg()
+        for round_number in range(args.rounds + 1):
+            keep = round_number > 0  # round 0 warms up: imports, Hypothesis tables, connections
+            label = "warm-up" if not keep else f"round {round_number}/{args.rounds}"
+            print(f"{label} ...", file=sys.stderr, flush=True)
+            for comparison in comparisons:
+                size = args.examples if comparison.unit == "examples/s" else args.network_examples
+                comparison.run(size if keep else max(2, size // 4), keep, suite_first=round_number % 2 == 1)
+        load_after = os.getloadavg()
+    results: dict[str, Any] = {c.key: c.summary() for c in comparisons}
+    results["rates"] = {c.key: {"unit": c.unit, "suite": [round(r, 1) for r in c.suite_rates],
+                                "baseline": [round(r, 1) for r in c.baseline_rates]} for c in comparisons}
+    results["machine"] = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+                          "load_after": [round(x, 2) for x in load_after],
+                          "examples_per_property": {"inprocess": args.examples,
+                                                    "network": args.network_examples}}
+    print_table(comparisons, results["machine"])
+    return results
+
+
+def print_table(comparisons: list[Comparison], machine: dict[str, Any]) -> None:
+    width = max(len(c.title) for c in comparisons)
+    print(f"{'comparison':<{width}}  {'suite':>9}  {'baseline':>9}  {'unit':<10}  "
+          f"{'ratio median':>12}  {'min':>5}  {'max':>5}")
+    for c in comparisons:
+        s = c.summary()
+        print(f"{c.title:<{width}}  {statistics.median(c.suite_rates):>9.1f}  "
+              f"{statistics.median(c.baseline_rates):>9.1f}  {c.unit:<10}  {s['median']:>12.2f}  "
+              f"{s['min']:>5.2f}  {s['max']:>5.2f}")
+    print(f"{len(comparisons[0].ratios)} rounds after a warm-up; rates are medians; load average"
+          f" {machine['load_before'][0]:.2f} before, {machine['load_after'][0]:.2f} after,"
+          f" on {machine['cpus']} CPUs")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,20 @@
-"""Message content as an ordered header list plus a body, rendered by `email`."""
+"""Message content as an ordered header list plus a body, rendered by `email`.
+
+Rendering uses the compat32 policy: the fields are plain ASCII the model wrote,
+so the header registry's parsing (most of the cost of building a message with
+`email.policy.SMTP`) buys nothing; compat32 still folds long fields.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from email import policy
-from email.message import EmailMessage
+from email.message import Message
 
 Field = tuple[str, str]
+_WIRE = policy.compat32.clone(linesep="\r\n")
+_TEXT_BODY: tuple[Field, ...] = (("Content-Type", 'text/plain; charset="utf-8"'),
+                                 ("Content-Transfer-Encoding", "7bit"), ("MIME-Version", "1.0"))
 
 
 @dataclass(frozen=True)
@@ -32,8 +40,9 @@ class Content:
         return [v for n, v in self.headers if n.lower() == name.lower()]
 
     def to_bytes(self) -> bytes:
-        message = EmailMessage(policy=policy.SMTP)
-        for name, value in self.headers:
+        """The message as sent: CRLF line ends, long fields folded, a 7-bit text body."""
+        message = Message(policy=_WIRE)
+        for name, value in self.headers + _TEXT_BODY:
             message[name] = value
-        message.set_content(self.body)
+        message.set_payload(self.body)  # the model writes ASCII bodies, so 7bit holds
         return message.as_bytes()

@@ -26,16 +26,25 @@ class Violation:
 _Key = tuple[str, str | None]
 """(mailbox, path) -- a copy's identity."""
 Check = Callable[[Plan, Observation], list[Violation]]
+Strength = Literal["MUST", "SHOULD", "PRACTICE"]
+"""As the RFC writes it; PRACTICE: no RFC keyword, the behaviour of every major implementation."""
+Evidence = Callable[[Plan, Observation], bool]
+"""Whether an example gave an invariant anything to check: a pass on no evidence is no pass."""
 
 
 @dataclass(frozen=True)
 class Invariant:
     id: str
     rfc: tuple[str, ...]
-    strength: Literal["MUST", "SHOULD"]
+    strength: Strength
+    binds: str
+    """The party the cited sections bind, and where the suite extends them."""
     summary: str
     rationale: str
     check: Check
+    exercised: Evidence
+    evidence: str
+    """What counts as an example that exercised the invariant, in a few words."""
 
 
 def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
@@ -117,7 +126,7 @@ def _trace_prepend_only(plan: Plan, observation: Observation) -> list[Violation]
     for c, e in _matched(plan, observation):
         received = c.values("Received")
         sent = [" ".join(t.split()) for t in e.trace]
-        if received[-len(sent):] != sent:
+        if received[max(0, len(received) - len(sent)):] != sent:
             violations.append(Violation("trace-prepend-only", c.mailbox, (
                 f"copy by path {c.path}: the Received fields sent were not kept below the new"
                 f" ones in order ({len(sent)} sent, {len(received)} found)")))
@@ -151,55 +160,115 @@ def _resent_keeps_message_id(plan: Plan, observation: Observation) -> list[Viola
     return violations
 
 
+def _any_owed(plan: Plan, observation: Observation) -> bool:
+    return bool(owed(plan, observation))
+
+
+def _any_copy(plan: Plan, observation: Observation) -> bool:
+    return bool(observation.copies)
+
+
+def _any_matched(plan: Plan, observation: Observation) -> bool:
+    return bool(_matched(plan, observation))
+
+
+def _any_copy_where_expected(plan: Plan, observation: Observation) -> bool:
+    expected_mailboxes = {e.mailbox for e in plan.expected}
+    return any(c.mailbox in expected_mailboxes for c in observation.copies)
+
+
+def _any_resent_copy(plan: Plan, observation: Observation) -> bool:
+    return any(e.resent for _, e in _matched(plan, observation))
+
+
+def _bcc_to_hide(plan: Plan, observation: Observation) -> bool:
+    """Some owed copy came by a transaction naming blind recipients its mailbox may not see.
+    An mx-only SUT is never in that position: the suite's own agents split Bcc copies."""
+    blind = {tx.id: {a.lower() for _, a in getaddresses(tx.content.values("Bcc")) if a}
+             for tx in plan.injections}
+    return any(blind.get(e.path, set()) - _own_addresses(plan, e.mailbox)
+               for e in owed(plan, observation) if not e.may_show_bcc)
+
+
 CATALOGUE: tuple[Invariant, ...] = (
     Invariant(
-        "copy-per-path", ("RFC 5321 §4.1.1.4", "RFC 5321 §6.1", "RFC 5321 §6.2", "RFC 5321 §3.9"),
-        "MUST", "Every accepted delivery path leaves a copy in its mailbox, or a failure notice.",
+        "copy-per-path",
+        ("RFC 5321 §4.1.1.4", "RFC 5321 §6.1", "RFC 5321 §6.2", "RFC 5321 §3.9", "RFC 1047"),
+        "MUST", "any server that answered 250 after the final dot (relay or final delivery)",
+        "Every accepted distinct delivery path leaves a copy in its mailbox, or a failure notice.",
         "A 250 after the final dot moves responsibility for the message to the server: from then"
-        " on it either delivers or tells the sender it could not. Two paths that carry the same"
-        " Message-ID (a Bcc to oneself and a list's copy, a resend, a retransmission) are still"
-        " two accepted deliveries; treating the second as a duplicate and discarding it is the"
-        " silent loss the RFC rules out. Only fraud judged with very high confidence may vanish.",
-        _copy_per_path),
+        " on it delivers, or tells the reverse-path it could not, and it must not lose the message"
+        " for frivolous reasons (§4.1.1.4, §6.1). §6.2 records that silently dropping mail is"
+        " done in practice, but only for messages judged fraudulent with very high confidence;"
+        " a copy that shares its Message-ID with one already filed is no such judgement. A path"
+        " is a route -- entry, the hops the message passed (list, forward, resend), the recipient"
+        " that led to the mailbox -- so a Bcc to oneself and a list's copy are two paths and both"
+        " are owed. The same client sending the same message over the same route again (a"
+        " retransmission after a lost reply, RFC 1047) is the same path: at least one copy is"
+        " owed, and one or two both conform. Refusing with 4xx/5xx before or at the dot is"
+        " conforming: nothing was accepted.",
+        _copy_per_path, _any_owed, "examples with an owed copy"),
     Invariant(
-        "no-phantom-copies", ("RFC 5321 §3.9", "RFC 5321 §3.5.4", "RFC 1047"),
-        "SHOULD", "Without injected faults, a mailbox holds exactly one copy per path.",
-        "Recipients repeated inside one transaction (To and Cc, or an alias that reaches the same"
-        " user twice) are one path and merit one copy. Duplicates are the accepted price of a lost"
-        " reply after the dot; when no link failed, an extra copy means the server invented one.",
-        _no_phantom_copies),
+        "no-phantom-copies", ("RFC 5321 §3.9.1", "RFC 1047"),
+        "PRACTICE", "final delivery",
+        "Without injected faults, a mailbox holds at most one copy per transaction that reached it.",
+        "No RFC keyword forbids filing a copy twice; this is the practice every major MTA follows,"
+        " and the suite reports it as such. An alias replaces the recipient and the message is"
+        " delivered to each expanded address (§3.9.1): a user reached twice inside one"
+        " transaction (the same RCPT repeated, To plus an alias) is one path, and stores that"
+        " merge those recipients are right to. RFC 1047 explains duplicates as the by-product of a"
+        " reply lost after the dot; when no link failed, an extra copy is one the server invented.",
+        _no_phantom_copies, _any_copy, "examples with any copy"),
     Invariant(
-        "message-id-preserved", ("RFC 5322 §3.6.4", "RFC 5321 §3.9.2"),
-        "MUST", "Every copy carries the Message-ID its originator gave it.",
-        "The Message-ID names the message, not one delivery of it: relays, lists and resenders all"
-        " keep it, which is why the same id can reach a mailbox twice. A hop that replaces it"
-        " breaks threading and every reference to the message.",
-        _message_id_preserved),
+        "message-id-preserved", ("RFC 5321 §3.9", "RFC 5322 §3.6.4"),
+        "MUST", "list and alias expansion (RFC 5321 §3.9); extended here to every later hop",
+        "Every copy carries the Message-ID its originator gave it.",
+        "RFC 5322 §3.6.4 binds the originator: it gives the message one identifier, and that id"
+        " names the message, not a delivery of it. RFC 5321 §3.9 requires list and alias"
+        " expansion to leave the header section unchanged. The suite extends that rule to the"
+        " store: a store that rewrites the Message-ID breaks what §3.6.4 lets every reader rely on"
+        " (threading, replies, references), and hides that two copies are one message.",
+        _message_id_preserved, _any_matched, "examples with a copy traced to its path"),
     Invariant(
-        "bcc-not-disclosed", ("RFC 5322 §3.6.3", "RFC 5321 §7.2"),
-        "MUST", "Blind recipients never appear in the copies other recipients receive.",
-        "The originator's agent may strip the Bcc field, send Bcc recipients their own copies that"
-        " may show it, or leave it empty; under every one of those treatments the To and Cc"
-        " recipients never learn who else was blind-copied.",
-        _bcc_not_disclosed),
+        "bcc-not-disclosed", ("RFC 5322 §3.6.3", "RFC 5321 §7.2", "RFC 5321 §4.4"),
+        "SHOULD", "the originator's agent (RFC 5322 §3.6.3) and every SMTP server (RFC 5321 §7.2)",
+        "No copy shows a recipient the addresses others were blind-copied to.",
+        "RFC 5322 §3.6.3 leaves the originator's agent a choice of methods (strip the Bcc field,"
+        " separate copies that may show it, an empty field) and calls the choice"
+        " implementation-dependent. RFC 5321 §7.2 says servers should not copy the envelope's"
+        " recipients into the header, as trace or any other field, and §4.4 calls a Received"
+        " `for` clause naming several recipients usually undesirable. So the suite looks at every"
+        " header field of a copy -- Bcc, Apparently-To, X-Original-To, Delivered-To, Received"
+        " `for` -- for an address blind-copied by someone else, and reports it at SHOULD strength.",
+        _bcc_not_disclosed, _bcc_to_hide, "examples where the SUT had to hide a Bcc"),
     Invariant(
         "trace-prepend-only", ("RFC 5321 §4.4", "RFC 5321 §6.3"),
-        "MUST", "Received fields are only ever prepended; earlier ones survive in order.",
-        "Each server handling a message adds its own trace field on top and leaves the ones below"
-        " untouched: they are how loops are detected and how a delivery is explained later.",
-        _trace_prepend_only),
+        "MUST", "every SMTP server (relay and final delivery)",
+        "Received fields are only ever prepended; earlier ones survive in order.",
+        "Each server handling a message adds its own trace field on top and must neither change,"
+        " delete nor reorder the ones below (§4.4): they are how loops are detected (§6.3) and how"
+        " a delivery is explained later. The suite also needs them to tell which path a copy came"
+        " by; a copy whose trace no longer names its path is reported here, and the other"
+        " invariants leave it unjudged rather than blame the wrong path.",
+        _trace_prepend_only, _any_copy_where_expected, "examples with a copy where one was expected"),
     Invariant(
         "return-path-is-last-envelope-sender", ("RFC 5321 §4.4", "RFC 5321 §3.9.2"),
-        "MUST", "Final delivery records the last hop's MAIL FROM as Return-Path.",
-        "The server that files a message writes the reverse-path of the transaction that brought"
-        " it; for a list's copy that is the list's administrative address, not the author.",
-        _return_path),
+        "MUST", "final delivery",
+        "Final delivery records the last hop's MAIL FROM as Return-Path.",
+        "The server that files a message inserts a Return-Path holding the reverse-path of the"
+        " transaction that brought it (§4.4: required, mail systems must support it); for a"
+        " list's copy that is the list's administrative address (§3.9.2), not the author.",
+        _return_path, _any_matched, "examples with a copy traced to its path"),
     Invariant(
-        "resent-keeps-message-id", ("RFC 5322 §3.6.6", "RFC 5322 §3.6.4"),
-        "MUST", "A resent copy keeps the original Message-ID and its Resent block.",
-        "Resending prepends an informational Resent block and changes nothing else, so the"
-        " original Message-ID stays; a Resent-Message-ID, when given, identifies only the resend.",
-        _resent_keeps_message_id),
+        "resent-keeps-message-id", ("RFC 5322 §3.6.6", "RFC 5321 §3.9"),
+        "MUST", "the resender (RFC 5322 §3.6.6); extended here to every later hop",
+        "A resent copy keeps the original Message-ID and its Resent block.",
+        "RFC 5322 §3.6.6 binds the resender: a reintroduced message gets a Resent block on top and"
+        " nothing else changes, so the original Message-ID stays and a Resent-Message-ID, when"
+        " given, names only the resend. The suite extends RFC 5321 §3.9's rule that expansion"
+        " leaves the header section unchanged to the store: dropping the block or the original"
+        " id erases who reintroduced the message and makes the resend look like a new message.",
+        _resent_keeps_message_id, _any_resent_copy, "examples with a resent copy traced to its path"),
 )
 
 BY_ID = {invariant.id: invariant for invariant in CATALOGUE}

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from functools import cached_property
 from typing import Literal
 
 from mailconform.specs.content import Content
@@ -41,8 +42,9 @@ class Transaction:
     content: Content
     entry: Entry
 
-    @property
+    @cached_property
     def data(self) -> bytes:
+        """The bytes sent after DATA, built once."""
         return self.content.to_bytes()
 
 

@@ -1,12 +1,20 @@
-"""What a SUT did: the replies it gave, the copies it filed, the notices it sent."""
+"""What a SUT did: the replies it gave, the copies it filed, the notices it sent.
+
+Each stored copy is parsed once, with the compat32 policy: the invariants read a
+few fields as text, so the header registry's parsing buys nothing; values are
+unfolded here, and RFC 2047 encoded words decoded, as the registry would.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage, Message
+from email import message_from_bytes
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
 from functools import cached_property
 
 _ADDRESS = re.compile(r";\s*<?([^<>\s;]+@[^<>\s;]+)>?")
@@ -22,13 +30,11 @@ class ObservedCopy:
     """Where in the mailbox the copy was filed (a Maildir++ or IMAP folder name)."""
 
     @cached_property
-    def message(self) -> EmailMessage:
-        parsed = message_from_bytes(self.raw, policy=policy.default)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
+    def message(self) -> Message:
+        return message_from_bytes(self.raw)
 
     def values(self, name: str) -> list[str]:
-        return [_unfold(str(v)) for v in self.message.get_all(name, [])]
+        return [_text(v) for v in self.message.get_all(name, [])]
 
 
 @dataclass(frozen=True)
@@ -66,18 +72,20 @@ def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: re.Pattern[str],
     for mailbox, raws in mailboxes.items():
         filed_in = (folders or {}).get(mailbox) or ["INBOX"] * len(raws)
         for raw, folder in zip(raws, filed_in, strict=True):
-            parsed = message_from_bytes(raw, policy=policy.default)
+            parsed = message_from_bytes(raw)
             notice = _as_notice(mailbox, parsed)
             if notice:
                 notices.append(notice)
             else:
-                copies.append(ObservedCopy(mailbox, raw, _path(parsed, trace_id), folder))
+                copy = ObservedCopy(mailbox, raw, _path(parsed, trace_id), folder)
+                copy.__dict__["message"] = parsed  # parsed once: seed the cached property
+                copies.append(copy)
     return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))
 
 
 def _path(parsed: Message, trace_id: re.Pattern[str]) -> str | None:
     for received in parsed.get_all("Received", []):
-        found = trace_id.search(_unfold(str(received)))
+        found = trace_id.search(_text(received))
         if found:
             return found.group(1)
     return None
@@ -110,9 +118,18 @@ def _returned_message_id(part: Message) -> str | None:
         returned = payload[0]
     else:
         raw = part.get_payload(decode=True)
-        returned = message_from_bytes(raw if isinstance(raw, bytes) else b"", policy=policy.default)
+        returned = message_from_bytes(raw if isinstance(raw, bytes) else b"")
     value = returned.get("Message-ID")
-    return _unfold(str(value)) if value else None
+    return _text(value) if value else None
+
+
+def _text(value: object) -> str:
+    """A field's value as one line, encoded words decoded."""
+    text = str(value)
+    if "=?" in text:  # not a well-formed encoded word: keep the text as it came
+        with suppress(HeaderParseError, LookupError, UnicodeError):
+            text = str(make_header(decode_header(text)))
+    return _unfold(text)
 
 
 def _unfold(value: str) -> str:

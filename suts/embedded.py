@@ -3,15 +3,22 @@
 It files into real Maildirs, relays its users' mail for remote domains to the
 suite's sink (real SMTP, as for any SUT), and can run any named policy, so
 the known-bad rules are caught over the wire exactly as in-process.
+
+Its Maildirs live on tmpfs (/dev/shm) when the machine has one, else in the
+temp dir.  Between examples each store's directory is renamed aside (one
+system call) and deleted by a background thread, so a long run neither piles
+up directories nor deletes them on the path that plays the scenarios.
 """
 
 from __future__ import annotations
 
+import itertools
 import mailbox as maildir
+import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
 
@@ -21,28 +28,45 @@ from mailconform.suts.network import NetworkSUT
 from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.reference import ReferenceServer
 from mailconform.suts.sink import Sink
-from mailconform.suts.wire import EmbeddedServer, Injector, Reply, open_mailbox
+from mailconform.suts.wire import EmbeddedServer, Injector, Reply
+
+TMPFS = Path("/dev/shm")
+
+
+def maildir_root() -> Path:
+    """Where embedded Maildirs go: tmpfs when there is one (Maildir writes are several
+    times faster there than on a disk), else the temp dir."""
+    if TMPFS.is_dir() and os.access(TMPFS, os.W_OK | os.X_OK):
+        return TMPFS
+    return Path(tempfile.gettempdir())
 
 
 class MaildirStore:
     """One Maildir per address under a root directory."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, sweeper: ThreadPoolExecutor) -> None:
         self.root = root
         self.template = f"maildir:{root}/{{address}}/Maildir"
         """Where the suite reads a mailbox, as a --sut-config mailbox template."""
+        self._sweeper = sweeper
+        self._boxes: dict[str, maildir.Maildir] = {}
+        self._emptied = itertools.count(1)
 
     def file(self, mailbox: str, raw: bytes) -> None:
-        path = self.root / mailbox.lower()
-        path.mkdir(parents=True, exist_ok=True)
-        maildir.Maildir(path / "Maildir", create=True).add(raw)
+        address = mailbox.lower()
+        box = self._boxes.get(address)
+        if box is None:
+            (self.root / address).mkdir(parents=True, exist_ok=True)
+            box = self._boxes[address] = maildir.Maildir(self.root / address / "Maildir", create=True)
+        box.add(raw)
 
-    def held(self, mailbox: str) -> list[bytes]:
-        return open_mailbox(self.template.format(address=mailbox.lower())).messages()
-
-    def remove(self, mailboxes: Sequence[str]) -> None:
-        for mailbox in mailboxes:
-            shutil.rmtree(self.root / mailbox.lower(), ignore_errors=True)
+    def empty(self) -> None:
+        """Start again with no mailboxes; the old ones are deleted in the background."""
+        self._boxes.clear()
+        if self.root.exists():
+            aside = self.root.with_name(f"{self.root.name}.old{next(self._emptied)}")
+            self.root.rename(aside)
+            self._sweeper.submit(shutil.rmtree, aside, ignore_errors=True)
 
 
 class _Mx:
@@ -66,11 +90,13 @@ class _Submission(_Mx):
 
 class EmbeddedSUT(NetworkSUT):
     def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-"))
+        self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
+        self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
         sink = Sink()
         self._relay_client = Injector(sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
-        self._mx_store = MaildirStore(self._root / "mx")
+        self._mx_store = MaildirStore(self._root / "mx", self._sweeper)
+        self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
         self._servers = [EmbeddedServer(_Mx(self._reference), protocol=protocol)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
@@ -87,11 +113,17 @@ class EmbeddedSUT(NetworkSUT):
             expands_aliases=True, sink=sink.url,
             # It files (and relays) before it answers: nothing to wait for.
             delivery="synchronous", timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
-            before_play=self._reset, sink=sink, remove_mailboxes=self._mx_store.remove)
-        self.notes = ()  # everything it uses is its own
+            before_play=self._reset, sink=sink)
+        self.notes = ()  # everything it uses is its own, and removed as it goes
 
     def _reset(self, plan: Plan) -> None:
         self._reference.aliases = dict(plan.aliases)
+        if plan.naming.nonce != self._nonce:
+            # A new example names fresh mailboxes: what the store holds can go, or it piles up.
+            # A plan played again (a two-play experiment) finds its mailboxes as it left them.
+            self._nonce = plan.naming.nonce
+            self._reference.forget()
+            self._mx_store.empty()
 
     def _relay(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
         # Called from the servers' threads; one reused connection, one sender at a time.
@@ -105,4 +137,5 @@ class EmbeddedSUT(NetworkSUT):
         self._relay_client.close()
         for server in self._servers:
             server.stop()
+        self._sweeper.shutdown(wait=True)
         shutil.rmtree(self._root, ignore_errors=True)

@@ -1,7 +1,11 @@
 """Expected outcomes per SUT, kept outside the tests, so a CI gate fails on changes.
 
 An expectations file maps invariant ids to the outcome a SUT is known to have,
-with the reason and a link.  Invariants it does not name are expected to pass.
+with the reason, a link and a category: `violation` (the server breaks the
+rule), `user-configured` (a filter the mailbox owner chose, e.g. a Sieve
+`discard` or a procmail recipe) or `conforming-refusal` (the server refuses
+rather than loses, e.g. Courier dupfilter's 5xx at DATA).  Invariants it does
+not name are expected to pass.
 
     python -m mailconform.suts.expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
 """
@@ -16,12 +20,15 @@ from pathlib import Path
 
 from mailconform.specs.invariants import BY_ID
 
+CATEGORIES = ("violation", "user-configured", "conforming-refusal")
+
 
 @dataclass(frozen=True)
 class Expectation:
     outcome: str
     reason: str = ""
     link: str = ""
+    category: str = "violation"
 
 
 def load(path: Path) -> dict[str, Expectation]:
@@ -35,8 +42,11 @@ def load(path: Path) -> dict[str, Expectation]:
             raise ValueError(f"{path}: unknown invariant {invariant!r}")
         if entry.get("outcome") not in ("passed", "failed"):
             raise ValueError(f"{path}: [{invariant}] outcome must be \"passed\" or \"failed\"")
+        category = entry.get("category", "violation")
+        if category not in CATEGORIES:
+            raise ValueError(f"{path}: [{invariant}] category must be one of {', '.join(CATEGORIES)}")
         expectations[invariant] = Expectation(entry["outcome"], entry.get("reason", ""),
-                                              entry.get("link", ""))
+                                              entry.get("link", ""), category)
     return expectations
 
 
@@ -50,7 +60,9 @@ def rewritten(report: dict[str, object], previous: dict[str, Expectation]) -> st
             continue
         kept = previous.get(entry["id"])
         reason = kept.reason if kept and kept.outcome == "failed" else "TODO: explain"
-        lines += [f"[{entry['id']}]", 'outcome = "failed"', f"reason = {json.dumps(reason)}"]
+        category = kept.category if kept else "violation"
+        lines += [f"[{entry['id']}]", 'outcome = "failed"', f"category = {json.dumps(category)}",
+                  f"reason = {json.dumps(reason)}"]
         if kept and kept.link:
             lines.append(f"link = {json.dumps(kept.link)}")
         lines.append("")

@@ -21,9 +21,6 @@ class MemoryStore:
     def file(self, mailbox: str, raw: bytes) -> None:
         self.mailboxes[mailbox.lower()].append(raw)
 
-    def held(self, mailbox: str) -> list[bytes]:
-        return list(self.mailboxes.get(mailbox.lower(), []))
-
 
 class InProcessSUT:
     transport = "in-process"

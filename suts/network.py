@@ -155,13 +155,17 @@ class NetworkSUT:
             wait_for(all_there, limit=max(0.0, deadline - time.monotonic()), poll=0.1)
         return self._observe(last, held)
 
+    def hang_up(self) -> None:
+        """Close every connection; the next transaction opens a new one."""
+        for injector in self._injectors.values():
+            injector.close()
+        self._injectors.clear()
+
     def close(self) -> None:
         try:
             self._clean_up()
         finally:
-            for injector in self._injectors.values():
-                injector.close()
-            self._injectors.clear()
+            self.hang_up()
             self.sink.close()
 
     @property

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
-from email.message import EmailMessage
+from email.message import EmailMessage, Message
 from email.utils import make_msgid, parseaddr
 
 OVER_QUOTA_LIMIT = 2
 """Mailbox size (in messages) at which the quota policies stop filing."""
+TIME_WINDOW = 1.0
+"""Seconds `dedup-time-window` remembers a Message-ID: short, so a test can measure it."""
 
 
 @dataclass
@@ -33,10 +36,10 @@ class Policy:
     copies: int = 1
     """How many times each admitted copy is filed."""
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return True
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return mail_from
 
     def rewrite(self, raw: bytes) -> bytes:
@@ -48,11 +51,11 @@ class Policy:
 class _Keyed(Policy):
     """Drop a copy whose key was seen before in the same mailbox, however long ago."""
 
-    key: Callable[[EmailMessage], object] = lambda m: None
+    key: Callable[[Message], object] = lambda m: None
     window: int | None = None
     _seen: dict[str, deque[object]] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         seen = self._seen.setdefault(mailbox, deque(maxlen=self.window))
         key = self.key(message)
         if key in seen:
@@ -61,13 +64,29 @@ class _Keyed(Policy):
         return True
 
 
+@dataclass
+class _RecentMessageId(Policy):
+    """Drop a copy whose Message-ID was filed in the same mailbox less than `window` seconds ago."""
+
+    window: float = TIME_WINDOW
+    _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
+
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+        now = time.monotonic()
+        key = (mailbox, message["Message-ID"])
+        if now - self._arrivals.get(key, -self.window) < self.window:
+            return False
+        self._arrivals[key] = now
+        return True
+
+
 class _MailboxHoldsMessageId(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return all(h["Message-ID"] != message["Message-ID"] for h in held)
 
 
 class _OverQuota(Policy):
-    def admits(self, mailbox: str, message: EmailMessage, held: list[EmailMessage]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
         return len(held) < OVER_QUOTA_LIMIT
 
 
@@ -88,7 +107,7 @@ class _StripReceived(Policy):
 class _ReturnPathFromHeader(Policy):
     """Records the From: address as Return-Path instead of the envelope's MAIL FROM."""
 
-    def return_path(self, mail_from: str, message: EmailMessage) -> str:
+    def return_path(self, mail_from: str, message: Message) -> str:
         return parseaddr(str(message["From"]))[1]
 
 
@@ -106,8 +125,9 @@ def _parsed(raw: bytes) -> EmailMessage:
     return parsed
 
 
-def _body_hash(message: EmailMessage) -> str:
-    return hashlib.sha256(message.get_content().encode()).hexdigest()
+def _body_hash(message: Message) -> str:
+    body = message.get_payload(decode=True)
+    return hashlib.sha256(body if isinstance(body, bytes) else b"").hexdigest()
 
 
 def _policies() -> dict[str, Callable[[], Policy]]:
@@ -126,6 +146,9 @@ def _policies() -> dict[str, Callable[[], Policy]]:
         "dedup-window": lambda: _Keyed(
             "dedup-window", "procmail `formail -D` bounded Message-ID cache", "copy-per-path",
             key=lambda m: m["Message-ID"], window=4),
+        "dedup-time-window": lambda: _RecentMessageId(
+            "dedup-time-window", "Microsoft Exchange's store (Message-ID within a time window; 1 h to"
+            f" 7 days there, {TIME_WINDOW:g} s here)", "copy-per-path"),
         "leak-bcc": lambda: Policy(
             "leak-bcc", "submission servers that forward the Bcc field as written",
             "bcc-not-disclosed", strips_bcc=False),

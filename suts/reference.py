@@ -3,6 +3,10 @@
 One `ReferenceServer` is both the SUT domain's store (mx) and its users'
 submission server; a `Policy` changes exactly one of its decisions so the
 suite can show it catches that rule.
+
+Messages are parsed with the compat32 policy (fields as plain text, no header
+registry), each once: an incoming message per transaction, a filed copy when it
+is filed -- the server keeps what it filed, so a filing never re-reads its store.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import itertools
 from collections.abc import Callable
 from email import message_from_bytes
 from email import policy as email_policy
-from email.message import EmailMessage, Message
+from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, localtime, make_msgid
 from typing import Protocol
 
 from mailconform.suts.policies import Policy
+from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.wire.replies import Reply
 
 Relay = Callable[[str, list[str], bytes], None]
@@ -26,7 +31,6 @@ Relay = Callable[[str, list[str], bytes], None]
 
 class MailStore(Protocol):
     def file(self, mailbox: str, raw: bytes) -> None: ...
-    def held(self, mailbox: str) -> list[bytes]: ...
 
 
 class ReferenceServer:
@@ -39,6 +43,17 @@ class ReferenceServer:
         self.hostname = hostname
         self.aliases: dict[str, tuple[str, ...]] = {}
         self._ids = itertools.count(1)
+        self._held: dict[str, list[Message]] = {}
+        """What this server filed, parsed, per mailbox: what its policy decides on."""
+
+    def forget(self) -> None:
+        """Forget every filing (and the policy's duplicate keys) before a new example.
+
+        Every example names fresh mailboxes, so this changes no decision; it keeps a
+        long run's memory flat.
+        """
+        self._held.clear()
+        self.policy = named_policy(self.policy.name)
 
     def is_local(self, address: str) -> bool:
         return address.rpartition("@")[2].lower() == self.domain
@@ -52,15 +67,17 @@ class ReferenceServer:
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
         """File one copy per final mailbox of this transaction (RFC 5321 §3.9)."""
         stamped = self._stamp(data)
+        message = _parsed(stamped)
         for user in self._final_users(rcpts):
-            self._file(user, mail_from, stamped)
+            self._file(user, mail_from, stamped, message)
         return [Reply(250, "2.0.0 filed") for _ in rcpts]
 
     def submit(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
         """As the users' submission server: strip Bcc, file local copies, relay the rest."""
         stamped = self._stamp(self._without_bcc(data) if self.policy.strips_bcc else data)
+        message = _parsed(stamped)
         for user in self._final_users([r for r in rcpts if self.is_local(r)]):
-            self._file(user, mail_from, stamped)
+            self._file(user, mail_from, stamped, message)
         remote = [r for r in rcpts if not self.is_local(r)]
         for _, group in itertools.groupby(sorted(remote, key=_domain), key=_domain):
             self.relay(mail_from, list(group), stamped)
@@ -70,16 +87,18 @@ class ReferenceServer:
         users = (u for r in rcpts for u in self.aliases.get(r.lower(), (r.lower(),)))
         return list(dict.fromkeys(users))
 
-    def _file(self, mailbox: str, mail_from: str, data: bytes) -> None:
-        held = [_parsed(raw) for raw in self.store.held(mailbox)]
-        message = _parsed(data)
-        if not self.policy.admits(mailbox, message, held):
+    def _file(self, mailbox: str, mail_from: str, data: bytes, message: Message) -> None:
+        if not self.policy.admits(mailbox, message, self._held.get(mailbox, [])):
             if self.policy.bounces_refused and mail_from:
                 self._notify(mail_from, mailbox, data)
             return
         for _ in range(self.policy.copies):
-            self.store.file(mailbox, with_return_path(self.policy.return_path(mail_from, message),
-                                                      self.policy.rewrite(data)))
+            self._keep(mailbox, with_return_path(self.policy.return_path(mail_from, message),
+                                                 self.policy.rewrite(data)))
+
+    def _keep(self, mailbox: str, raw: bytes) -> None:
+        self.store.file(mailbox, raw)
+        self._held.setdefault(mailbox, []).append(_parsed(raw))
 
     def _stamp(self, data: bytes) -> bytes:
         received = (f"Received: from client.upstream.test (localhost [127.0.0.1])\r\n"
@@ -96,7 +115,7 @@ class ReferenceServer:
         """Send an RFC 3464 failure notice from the null reverse-path (RFC 5321 §4.5.5)."""
         notice = _failure_notice(self.hostname, reverse_path, mailbox, data)
         if self.is_local(reverse_path):
-            self.store.file(reverse_path.lower(), with_return_path("", notice))
+            self._keep(reverse_path.lower(), with_return_path("", notice))
         else:
             self.relay("", [reverse_path], notice)
 
@@ -134,10 +153,11 @@ def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes)
     return report.as_bytes()
 
 
-def _parsed(raw: bytes) -> EmailMessage:
-    parsed = message_from_bytes(raw, policy=email_policy.SMTP)
-    assert isinstance(parsed, EmailMessage)
-    return parsed
+_WIRE = email_policy.compat32.clone(linesep="\r\n")
+
+
+def _parsed(raw: bytes) -> Message:
+    return message_from_bytes(raw, policy=_WIRE)
 
 
 def _domain(address: str) -> str:

@@ -19,6 +19,7 @@ MINIMAL = {
     "dedup-resent-aware": (1, 2),
     "dedup-content-hash": (1, 2),
     "dedup-window": (1, 2),
+    "dedup-time-window": (1, 2),
     "leak-bcc": (1, 1),
     "rewrite-message-id": (1, 1),
     "strip-received": (1, 1),

@@ -1,9 +1,12 @@
 """Invariant checks judge refusals, notices and phantom copies as the RFCs say."""
 
-from mailconform.specs.invariants import BY_ID
+from pathlib import Path
+
+from mailconform.specs.invariants import BY_ID, CATALOGUE
 from mailconform.specs.model import Plan, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Notice, Observation, ObservedCopy
+from mailconform.specs.report import Report
 from mailconform.specs.scenario import Scenario, SendAgain, Submit, World
 
 NAMING = Naming("n0")
@@ -69,3 +72,14 @@ def test_conforming_filing_holds_every_invariant() -> None:
     observation = Observation(filed(the_plan, *(t.id for t in the_plan.injections)), (),
                               accepted_all(the_plan))
     assert [v for inv in BY_ID.values() for v in inv.check(the_plan, observation)] == []
+
+
+def test_readme_table_and_json_report_state_each_invariants_grounding() -> None:
+    """README's invariant table and every JSON report entry give the catalogue's strength and binds."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for invariant in CATALOGUE:
+        assert f"| `{invariant.id}` | {invariant.strength} | {invariant.binds} |" in readme
+    for entry in Report("any").to_json()["invariants"]:
+        invariant = BY_ID[entry["id"]]
+        assert (entry["strength"], entry["binds"], entry["rfc"]) == (
+            invariant.strength, invariant.binds, list(invariant.rfc))

@@ -1,0 +1,115 @@
+"""Play the duplicate-rule experiments of `specs.diagnosis` against a SUT.
+
+Every experiment runs under a fresh nonce (new Message-IDs, new mailboxes), so
+no experiment sees another's copies or another's entry in the SUT's
+duplicate database.  Experiments that need time to pass or a new connection
+run in two plays and need a SUT that keeps its mailboxes between plays.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+from mailconform.specs.diagnosis import (
+    SINGLE_PLAY,
+    Diagnosis,
+    Experiment,
+    Trial,
+    collision,
+    conclude,
+    describe,
+    experiment,
+    judge,
+    next_gap,
+    not_run,
+    unexplained,
+)
+from mailconform.specs.model import Plan, plan
+from mailconform.specs.observation import Observation, observe
+from mailconform.suts.base import SystemUnderTest
+from mailconform.suts.network import NetworkSUT
+from mailconform.suts.wire import MailboxError, open_mailbox
+
+GAPS = (3.0, 30.0)
+"""Pauses tried between the two copies: a few seconds, then a longer one."""
+TOLERANCE = 0.25
+"""A time window is narrowed down to ± this many seconds."""
+
+
+def diagnose(sut: SystemUnderTest, failing: Plan, observation: Observation, *,
+             gaps: tuple[float, ...] = GAPS, tolerance: float = TOLERANCE,
+             progress: Callable[[str], None] | None = None) -> Diagnosis:
+    """Which properties ``sut`` compares when it drops a copy of ``failing`` (a copy-per-path
+    counterexample it played, with the ``observation`` it gave)."""
+    pair = collision(failing, observation)
+    if pair is None:
+        return unexplained("no copy was lost in this run: nothing to diagnose")
+    scenario = failing.scenario
+
+    def fresh() -> Plan:
+        return plan(scenario, sut.naming(secrets.token_hex(4)), sut.roles, sut.expands_aliases)
+
+    trials: list[Trial] = []
+
+    def run(vary: str, gap: float = 0.0) -> None:
+        if progress:
+            progress(f"diagnosing {sut.name}: {describe(vary)}" + (f" of {gap:.2f} s" if gap else ""))
+        trials.append(_play(sut, experiment(vary, fresh(), pair, gap)))
+
+    if pair.first is None:
+        run("alone")
+        return unexplained("the mailbox kept no copy of this story at all: not a duplicate rule", trials)
+    for vary in SINGLE_PLAY:
+        run(vary)
+    run("connection")
+    while (gap := next_gap(trials, gaps, tolerance)) is not None:
+        run("gap", gap)
+    run("none")  # once more at the end: a rule that holds still loses the copy again
+    return conclude(trials)
+
+
+def _keeps_state(sut: SystemUnderTest) -> bool:
+    return isinstance(sut, NetworkSUT) and not sut.config.mailboxes
+
+
+def _play(sut: SystemUnderTest, trial: Experiment) -> Trial:
+    if not trial.needs_state:
+        return judge(trial, sut.play(trial.plan), _elsewhere(sut, trial))
+    if not _keeps_state(sut):
+        return not_run(trial.vary, f"{sut.name} does not keep its mailboxes between plays")
+    assert isinstance(sut, NetworkSUT)
+    first, second = trial.sends
+    started = time.monotonic()
+    before = sut.play(replace(trial.plan, injections=(first.transaction,),
+                              expected=trial.plan.expected[:1]))
+    if second.own_connection:
+        sut.hang_up()
+    time.sleep(max(0.0, started + second.gap - time.monotonic()))
+    gap = time.monotonic() - started
+    after = sut.play(replace(trial.plan, injections=(second.transaction,)))
+    merged = replace(after, accepted={**before.accepted, **after.accepted})
+    return judge(trial, merged, gap_seconds=gap if trial.vary == "gap" else None)
+
+
+def _elsewhere(sut: SystemUnderTest, trial: Experiment) -> int | None:
+    """Copies of the trial under its recipient variant's own mailbox, where that is another
+    mailbox the SUT lets us read; 0 when the variant names the addressed mailbox itself."""
+    if trial.variant is None:
+        return 0
+    if not isinstance(sut, NetworkSUT):
+        return None
+    config = sut.config
+    url = config.mailbox_url(trial.variant)
+    if url == config.mailbox_url(trial.addressed):
+        return 0
+    try:
+        held = open_mailbox(url, password=config.password, timeout=config.timeouts.reply).messages()
+    except (MailboxError, ValueError, OSError):
+        return None
+    ids = {s.transaction.id for s in trial.sends}
+    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_pattern, {})
+    return sum(1 for c in found.copies if c.path in ids)
+

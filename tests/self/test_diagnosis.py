@@ -1,0 +1,110 @@
+"""The dedup-key diagnosis names exactly the rule each known-bad store applies."""
+
+from typing import Any
+
+import pytest
+
+from mailconform.specs.diagnosis import Trial, conclude, next_gap
+from mailconform.strategies import SEED_STORY
+from mailconform.suts.base import execute
+from mailconform.suts.diagnose import diagnose
+from mailconform.suts.policies import TIME_WINDOW
+from mailconform.suts.registry import resolve
+
+# The rule each built-in dedup policy applies, as the diagnosis must state it.
+RULES = {
+    "dedup-message-id": dict(key=["message-id"], overrides={}),
+    "dedup-cyrus": dict(key=["message-id", "date"], overrides={}),
+    "dedup-resent-aware": dict(key=["message-id"], overrides={"resent-message-id": "message-id"}),
+    "dedup-content-hash": dict(key=["body"], overrides={}),
+}
+SHORT_GAP = (0.3,)
+
+
+def measured(sut_name: str, gaps: tuple[float, ...] = SHORT_GAP) -> dict[str, Any]:
+    sut = resolve(sut_name)
+    try:
+        run = execute(sut, SEED_STORY)
+        return diagnose(sut, run.plan, run.observation, gaps=gaps).to_json()
+    finally:
+        sut.close()
+
+
+@pytest.mark.parametrize("transport", ["embedded", "embedded-lmtp"])
+@pytest.mark.parametrize("policy_name", sorted(RULES))
+def test_diagnosis_names_the_policys_key(policy_name: str, transport: str) -> None:
+    """Over SMTP and LMTP, each dedup policy's key, scope and ignored properties come out exactly."""
+    found = measured(f"{transport}:{policy_name}")
+    assert {k: found[k] for k in RULES[policy_name]} == RULES[policy_name], found["summary"]
+    assert found["scope"] == "mailbox"
+    assert found["window_seconds"] is None
+    assert found["case_sensitive"] is (True if "message-id" in found["key"] else None)
+    ignored = set(found["ignored"])
+    assert {"from", "subject", "list-id", "envelope-sender", "connection"} <= ignored
+    assert ignored.isdisjoint(found["key"])
+
+
+@pytest.mark.parametrize("transport", ["embedded", "embedded-lmtp"])
+def test_diagnosis_measures_a_time_window(transport: str) -> None:
+    """A store that forgets a Message-ID after a time window is diagnosed with that window."""
+    found = measured(f"{transport}:dedup-time-window", gaps=(1.5, 3.0))
+    assert found["key"] == ["message-id"]
+    window, tolerance = found["window_seconds"], found["window_tolerance_seconds"]
+    assert isinstance(window, float) and isinstance(tolerance, float)
+    assert tolerance <= 0.25
+    assert abs(window - TIME_WINDOW) <= tolerance + 0.05, found["experiments"]
+
+
+def test_a_conforming_store_has_nothing_to_diagnose() -> None:
+    """Against the reference store the pair is filed twice: no rule is claimed."""
+    sut = resolve("embedded:dedup-message-id")
+    reference = resolve("embedded")
+    try:
+        run = execute(sut, SEED_STORY)
+        found = diagnose(reference, run.plan, run.observation, gaps=SHORT_GAP)
+    finally:
+        sut.close()
+        reference.close()
+    assert found.key is None
+    assert "did not reproduce" in found.summary
+
+
+def trial(vary: str, result: str, gap: float | None = None) -> Trial:
+    return Trial(vary, result, 1 if result != "filed" else 2, 2, gap)
+
+
+def test_contradicting_controls_claim_no_key() -> None:
+    """When the unchanged pair loses a copy once and files both once, no key is claimed."""
+    found = conclude([trial("none", "lost"), trial("message-id", "filed"), trial("none", "filed")])
+    assert found.key is None and "inconsistent" in found.summary
+
+
+def test_timing_that_contradicts_itself_claims_no_key() -> None:
+    """A copy filed after a short pause but lost after a longer one is reported as inconsistent."""
+    found = conclude([trial("none", "lost"), trial("message-id", "filed"),
+                      trial("gap", "filed", 1.0), trial("gap", "lost", 3.0), trial("none", "lost")])
+    assert found.key is None and "inconsistent timing" in found.summary
+
+
+def test_a_copy_lost_even_alone_is_not_a_duplicate_rule() -> None:
+    """A store that loses the copy without its twin is not described by a duplicate key."""
+    found = conclude([trial("none", "lost"), trial("alone", "lost"), trial("message-id", "filed")])
+    assert found.key is None and "alone" in found.summary
+
+
+def test_refused_and_unread_experiments_claim_nothing() -> None:
+    """A variation the SUT refused, or whose copy could not be looked for, is neither key nor ignored."""
+    found = conclude([trial("none", "lost"), trial("message-id", "filed"), trial("date", "refused"),
+                      trial("recipient-detail", "unseen"), trial("body", "lost")])
+    assert found.key == ("message-id",)
+    assert found.ignored == ("body",)
+
+
+def test_gap_search_narrows_to_the_tolerance() -> None:
+    """Pauses are tried in order until one files the copy, then halved down to the tolerance."""
+    trials = [trial("gap", "lost", 3.0)]
+    assert next_gap(trials, (3.0, 30.0), 0.25) == 30.0
+    trials.append(trial("gap", "filed", 30.0))
+    assert next_gap(trials, (3.0, 30.0), 0.25) == 16.5
+    assert next_gap([trial("gap", "filed", 0.4)], (3.0,), 0.25) is None
+    assert next_gap([trial("gap", "refused", 3.0)], (3.0, 30.0), 0.25) is None
