@@ -108,8 +108,10 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         reason = error.what if isinstance(error, SutError) else error
         pytest.exit(f"mailconform: {system.name} is not ready: {reason}", returncode=EXIT_SUT_ERROR)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
-    for line in getattr(system, "notes", ()):  # where to relay, what is left behind
-        if reporter:
-            reporter.write_line(f"mailconform: {system.name}: {line}")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():  # shown at once, not only with a failure
+            for line in getattr(system, "notes", ()):  # where to relay, what is left behind
+                reporter.write_line(f"mailconform: {system.name}: {line}")
     yield system
     system.close()

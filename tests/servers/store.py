@@ -17,6 +17,8 @@ through a `--sut-config` file:
                                    recipients, relays the rest to URL
         [--leak-bcc]               (broken) the submission port keeps the Bcc field
         [--die-after N]            exit abruptly after N transactions (a crash mid-run)
+        [--late-duplicates S]      file a copy whose Message-ID the mailbox holds S s late, out of order
+        [--queue-file PATH]        keep the number of messages still queued in PATH (for `idle`)
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Store:
         self.ids = itertools.count(1)
         self.transactions = itertools.count(1)
         self.greylisted: set[str] = set()
-        self.lock = threading.Lock()
+        self.pending = 0
+        self.lock = threading.RLock()
         self.jobs: queue.Queue[tuple[float, Callable[[], None]]] = queue.Queue()
         threading.Thread(target=self._run_queue, daemon=True).start()
 
@@ -87,6 +90,7 @@ class Store:
     def _later(self, job: Callable[[], None]) -> None:
         if self.options.queue:
             low, high = self.options.queue
+            self._queued(+1)
             self.jobs.put((time.monotonic() + random.uniform(low, high), job))
         else:
             job()
@@ -97,6 +101,13 @@ class Store:
             due, job = self.jobs.get()
             time.sleep(max(0.0, due - time.monotonic()))
             job()
+            self._queued(-1)
+
+    def _queued(self, change: int) -> None:
+        with self.lock:
+            self.pending += change
+            if self.options.queue_file:
+                Path(self.options.queue_file).write_text(str(self.pending))
 
     # ---- final delivery ---------------------------------------------------
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
@@ -119,7 +130,11 @@ class Store:
                     self.notify(mail_from, f"{local}@{self.domain}", data)
                 return
             target = inbox.add_folder("Duplicates") if duplicate and self.options.duplicates_folder else inbox
-            target.add(f"Return-Path: <{mail_from if mail_from != '<>' else ''}>\r\n".encode() + data)
+            copy = f"Return-Path: <{mail_from if mail_from != '<>' else ''}>\r\n".encode() + data
+            if duplicate and self.options.late_duplicates:
+                threading.Timer(self.options.late_duplicates, target.add, (copy,)).start()
+            else:
+                target.add(copy)
 
     def notify(self, reverse_path: str, rcpt: str, data: bytes) -> None:
         """An RFC 3464 failure notice from the null reverse-path (never for a notice)."""
@@ -212,6 +227,8 @@ def main() -> None:
     parser.add_argument("--password")
     parser.add_argument("--leak-bcc", action="store_true")
     parser.add_argument("--die-after", type=int)
+    parser.add_argument("--late-duplicates", type=float)
+    parser.add_argument("--queue-file")
     options = parser.parse_args()
     store = Store(options)
     controllers = [Controller(store, hostname="127.0.0.1", port=options.port)]
