@@ -125,8 +125,10 @@ class ReplyLog:
 
     accepted: dict[str, frozenset[str]] = field(default_factory=dict)
     said: dict[str, dict[str, str]] = field(default_factory=dict)
+    transcripts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def record(self, transaction_id: str, reply: TransactionReply) -> None:
+        self.transcripts[transaction_id] = tuple(reply.dialogue())
         self.accepted[transaction_id] = frozenset(
             r.lower() for r in reply.rcpts if reply.delivered_to(r))
         self.said[transaction_id] = {rcpt: said(reply.mail, rcpt_reply, reply.data.get(rcpt))
@@ -134,10 +136,10 @@ class ReplyLog:
 
 
 def said(*replies: Reply | None) -> str:
-    """The codes of MAIL, RCPT and the final dot; the server's own words when it refused."""
+    """The codes of MAIL, RCPT and the final dot, and the server's words in its last reply."""
     sent = [r for r in replies if r]
     codes = " ".join(str(r.code) for r in sent)
-    return codes if sent[-1].accepted else f"{codes} {' '.join(sent[-1].text.split())}"
+    return f"{codes} {' '.join(sent[-1].text.split())}"
 
 
 def assert_invariant(sut: SystemUnderTest, scenario: Scenario, invariant_id: str) -> Run:

@@ -221,7 +221,8 @@ class NetworkSUT:
                               played.plan.naming.transaction_id_pattern, played.log.accepted,
                               played.log.said,
                               folders={m: [folder for folder, _ in filed] for m, filed in held.items()})
-        return replace(observation, waited=time.monotonic() - played.replied)
+        return replace(observation, waited=time.monotonic() - played.replied,
+                       transcripts=played.log.transcripts)
 
     def _snapshot(self, readers: dict[str, MailboxReader], *, keep_barriers: bool = False) -> _Held:
         held = {mailbox: tuple(reader.filed()) for mailbox, reader in readers.items()}

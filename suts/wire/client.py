@@ -13,7 +13,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
@@ -92,6 +92,29 @@ class Endpoint:
         return sock
 
 
+class Transcript(list[str]):
+    """Dialogue lines, each with the wall-clock time it was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, line: str) -> None:
+        self.times.append(time.time())
+        super().append(line)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)
+
+    def adopt(self, reply: TransactionReply) -> None:
+        """Add another transaction's lines, keeping the times they were written."""
+        times = reply.times if len(reply.times) == len(reply.transcript) else [time.time()] * len(
+            reply.transcript)
+        super().extend(reply.transcript)
+        self.times.extend(times)
+
+
 class _Dropped(ProtocolError):
     """The server closed the connection (the one failure worth a reconnect)."""
 
@@ -100,7 +123,7 @@ class _Wire:
     """One connection: commands out, replies in, all logged to a transcript."""
 
     def __init__(self, endpoint: Endpoint, *, sut: str, connect_timeout: float,
-                 reply_timeout: float, transcript: list[str]) -> None:
+                 reply_timeout: float, transcript: Transcript) -> None:
         self.sut = sut
         self.transcript = transcript
         self._reply_timeout = reply_timeout
@@ -266,11 +289,11 @@ class Injector:
         attempt, so one finally accepted owes a copy and one still refused is a refusal.
         """
         final: dict[str, TransactionReply] = {}
-        transcript: list[str] = []
+        transcript = Transcript()
         pending = list(rcpts)
         for attempt in range(1, self.retry.attempts + 1):
             reply = self._send_once(mail_from, pending, data)
-            transcript += reply.transcript
+            transcript.adopt(reply)
             final.update(dict.fromkeys(pending, reply))
             pending = [r for r in dict.fromkeys(pending) if _temporary(reply, r)]
             if not pending or attempt == self.retry.attempts:
@@ -282,7 +305,7 @@ class Injector:
         return _merged(final, transcript)
 
     def _send_once(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
-        transcript: list[str] = []
+        transcript = Transcript()
         try:
             reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
             if _closing(reply):
@@ -303,7 +326,7 @@ class Injector:
             self._wire.quit()
             self._wire = None
 
-    def _ready(self, transcript: list[str]) -> _Wire:
+    def _ready(self, transcript: Transcript) -> _Wire:
         """The open connection, reset, or a new one if the server dropped the old one."""
         if self._wire is not None:
             self._wire.transcript = transcript
@@ -336,16 +359,19 @@ class Injector:
                     accepted.append(rcpt)
         if mail.code == 421 or any(r.code == 421 for r in rcpt_replies.values()):
             self._forget_connection()
-            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript),
+                                    tuple(wire.transcript.times))
         if not accepted:
             if not wire.reset():
                 self._wire = None
-            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript),
+                                    tuple(wire.transcript.times))
         finals = self._data(wire, data, accepted)
         data_replies: dict[str, Reply] = {}
         for rcpt, final in zip(accepted, finals, strict=True):
             data_replies.setdefault(rcpt, final)
-        return TransactionReply(mail, rcpt_replies, data_replies, tuple(wire.transcript))
+        return TransactionReply(mail, rcpt_replies, data_replies, tuple(wire.transcript),
+                                tuple(wire.transcript.times))
 
     def _data(self, wire: _Wire, data: bytes, accepted: list[str]) -> list[Reply]:
         """The final-dot reply for each accepted RCPT, in order."""
@@ -379,7 +405,7 @@ def _temporary(reply: TransactionReply, rcpt: str) -> bool:
     return deciding is None or 400 <= deciding.code < 500
 
 
-def _merged(final: dict[str, TransactionReply], transcript: list[str]) -> TransactionReply:
+def _merged(final: dict[str, TransactionReply], transcript: Transcript) -> TransactionReply:
     """One reply per recipient, each from its last attempt; MAIL's from an attempt that delivered."""
     replies = list(final.values())
     mail = next((r.mail for r in replies if any(r.delivered_to(a) for a in r.data)), replies[-1].mail)
@@ -390,7 +416,7 @@ def _merged(final: dict[str, TransactionReply], transcript: list[str]) -> Transa
             rcpts[rcpt] = reply.rcpts[rcpt]
         if rcpt in reply.data:
             data[rcpt] = reply.data[rcpt]
-    return TransactionReply(mail, rcpts, data, tuple(transcript))
+    return TransactionReply(mail, rcpts, data, tuple(transcript), tuple(transcript.times))
 
 
 def _closing(reply: TransactionReply) -> bool:
@@ -400,4 +426,4 @@ def _closing(reply: TransactionReply) -> bool:
 def check_reachable(url: str, *, sut: str, timeout: float) -> None:
     """Raise ProtocolError unless a server at `url` accepts a connection and greets with 220."""
     _Wire(Endpoint.parse(url), sut=sut, connect_timeout=timeout, reply_timeout=timeout,
-          transcript=[]).quit()
+          transcript=Transcript()).quit()

@@ -101,7 +101,9 @@ class _PreboundController(Controller):
 
 
 class EmbeddedServer:
-    """An SMTP or LMTP server on 127.0.0.1, in a thread; `url` is set by start()."""
+    """An SMTP or LMTP server on 127.0.0.1, in a thread; `url` is set by start().
+
+    `port` 0 picks a free port."""
 
     def __init__(self, handler: DeliveryHandler, *, protocol: Literal["smtp", "lmtp"] = "smtp",
                  hostname: str = "mx.isp.test", port: int = 0) -> None:
@@ -109,7 +111,6 @@ class EmbeddedServer:
         self.protocol = protocol
         self.hostname = hostname
         self.port = port
-        """The port to listen on; 0 picks a free one."""
         self.url = ""
         self._controller: _PreboundController | None = None
 
