@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from mailconform.run import SutBroken, first_line
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.report import Report
 from mailconform.suts.base import SutError, SystemUnderTest
@@ -61,9 +62,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): the conformance property a test checks")
-    config.stash[REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
+    config.stash[REPORT] = Report(sut=_sut_name(config))
     config.stash[EXPECTED] = _expectations(config)
     config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
+
+
+def _sut_name(config: pytest.Config) -> str:
+    """The SUT's name for the report, known even when it never becomes ready."""
+    path = config.getoption("--sut-config")
+    try:
+        return load_config(path, dict(os.environ)).name if path else str(config.getoption("--sut"))
+    except ValueError:
+        return str(path)  # the sut fixture reports the mistake
 
 
 def _expectations(config: pytest.Config) -> dict[str, Expectation] | None:
@@ -105,8 +115,10 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         system.preflight()
     except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
         system.close()
-        reason = error.what if isinstance(error, SutError) else error
-        pytest.exit(f"mailconform: {system.name} is not ready: {reason}", returncode=EXIT_SUT_ERROR)
+        # Not pytest.exit: that would crash a pytest-xdist worker.  The reporting hooks record
+        # an error (exit status EXIT_SUT_ERROR) and leave the other invariants "not run".
+        reason = error.what if isinstance(error, SutError) else first_line(error)
+        raise SutBroken(f"{system.name} is not ready: {reason}") from None
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter and capture:
