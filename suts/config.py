@@ -21,7 +21,8 @@ from mailconform.suts.wire.client import Endpoint
 
 _KEYS = {"name", "description", "inject", "submission", "submission_auth", "domains", "mailbox",
          "password", "password_env", "roles", "provision", "cleanup", "idle", "delivery", "sink",
-         "mailboxes", "expands_aliases", "timeouts", "retry", "expectations"}
+         "mailboxes", "expands_aliases", "timeouts", "retry", "expectations",
+         "db"}
 _TIMEOUTS = {"connect", "reply", "quiescence", "settle"}
 _RETRY = {"attempts", "delay"}
 _AUTH = {"user", "password", "password_env"}
@@ -66,6 +67,8 @@ class SutConfig:
     expands_aliases: bool = False
     description: str = ""
     expectations: Path | None = None
+    db: Path | None = None
+    """Hypothesis example database directory for this SUT's runs."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: Retry = field(default_factory=Retry)
     sink: str | None = None
@@ -158,6 +161,7 @@ def _checked(data: dict[str, Any], directory: Path, environ: Mapping[str, str]) 
         expands_aliases=_flag(data, "expands_aliases"),
         description=str(data.get("description", "")),
         expectations=(directory / _text(data, "expectations")) if expectations else None,
+        db=(directory / _text(data, "db")) if "db" in data else None,
         timeouts=Timeouts(**_numbers(data, "timeouts", _TIMEOUTS)),
         retry=_retry(data), sink=data.get("sink"), directory=directory)
 
