@@ -115,10 +115,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT] = Report(sut=_sut_name(config))
     config.stash[EXPECTED] = _expectations(config)
     config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
-    config.stash[_SETTINGS] = _conformance_settings(config)
+    config.stash[_SETTINGS] = conformance_settings(config)
 
 
-def _conformance_settings(config: pytest.Config) -> settings:
+def conformance_settings(config: pytest.Config) -> settings:
     """The profile MAILCONFORM_PROFILE names (ci when CI is set), with the chosen example database."""
     name = os.environ.get("MAILCONFORM_PROFILE") or ("ci" if os.environ.get("CI") else "default")
     if name not in PROFILES:
