@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tomllib
@@ -17,6 +18,7 @@ from mailconform.cli import main as cli
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.strategies import SEED_STORY
+from mailconform.suts import serve
 from mailconform.suts.base import execute
 from mailconform.suts.diagnose import diagnose, impact
 from mailconform.suts.registry import resolve
@@ -178,3 +180,21 @@ def test_mailconform_run_writes_bundles(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout[-3000:]
     report = (tmp_path / "bundles" / "embedded_dedup-content-hash" / "copy-per-path" / "REPORT.md")
     assert "same body" in report.read_text()
+
+
+def test_serve_listens_where_asked_and_keeps_its_root(tmp_path: Path) -> None:
+    """serve --port N --root DIR: the mx on N, submission on N+1, Maildirs kept under DIR."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sut = serve.start("embedded:dedup-message-id", port, tmp_path / "store")
+    try:
+        assert (sut.config.inject, sut.config.submission) == (f"smtp://127.0.0.1:{port}",
+                                                              f"smtp://127.0.0.1:{port + 1}")
+        assert sut.config.mailbox.startswith(f"maildir:{tmp_path / 'store'}/")
+        assert tomllib.loads(serve.description(sut))["mailbox"] == sut.config.mailbox
+    finally:
+        sut.close()
+    assert (tmp_path / "store").is_dir()
+    with pytest.raises(ValueError, match="cannot serve 'model:dedup-message-id'"):
+        serve.start("model:dedup-message-id")
