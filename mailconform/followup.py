@@ -1,5 +1,5 @@
 """After an invariant fails: diagnose a lost copy's duplicate rule, play the impact stories,
-write the bug-report bundle (pytest options --bundle, --diagnose-gaps, --no-diagnosis)."""
+write the bug-report bundle (pytest options --diagnose, --bundle, --diagnose-gaps)."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--diagnose-gaps", type=_gaps, default=GAPS, metavar="S,S",
                     help="pauses (seconds) tried between two copies when diagnosing a lost copy's"
                          f" duplicate rule (default: {','.join(f'{g:g}' for g in GAPS)}; 0: none)")
-    group.addoption("--no-diagnosis", action="store_true",
-                    help="do not run the follow-up experiments (diagnosis, impact) after a lost copy")
+    group.addoption("--diagnose", action="store_true",
+                    help="after a lost copy (copy-per-path), measure the store's duplicate rule and play"
+                         " the impact stories (implied by --bundle)")
 
 
 def _gaps(text: str) -> tuple[float, ...]:
@@ -47,7 +48,8 @@ def follow_up(config: pytest.Config, sut: SystemUnderTest, violation: InvariantV
     counterexample = dict(violation.counterexample)
     found: Diagnosis | None = None
     rows: tuple[ImpactRow, ...] = ()
-    if violation.invariant.id == LOSS and not config.getoption("--no-diagnosis"):
+    root: Path | None = config.getoption("--bundle")
+    if violation.invariant.id == LOSS and (config.getoption("--diagnose") or root is not None):
         try:
             found = diagnose(sut, violation.plan, violation.observation,
                              gaps=config.getoption("--diagnose-gaps"), progress=progress)
@@ -60,7 +62,6 @@ def follow_up(config: pytest.Config, sut: SystemUnderTest, violation: InvariantV
             counterexample["text"] += "\n\n" + "\n".join(
                 [*found.text(), "", "Where else it loses mail (canonical stories played after the"
                  " diagnosis):", *(f"  {line}" for line in table(rows))])
-    root: Path | None = config.getoption("--bundle")
     if root is not None:
         folder = bundle.write(root, violation, found, rows)
         counterexample["bundle"] = str(folder)
