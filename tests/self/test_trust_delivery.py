@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from mailconform.specs.explain import explain
+from mailconform.specs.invariants import BY_ID
+from mailconform.specs.model import plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Observation, ObservedCopy
 from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
 from mailconform.suts.config import load
@@ -61,3 +66,15 @@ def test_a_deduplicating_store_files_the_barrier(queueing: tuple[NetworkSUT, Pat
     assert len(run.observation.copies) == 1
     assert any(BARRIER_FIELD in raw for raw in filed(root))
     assert run.observation.waited < 3  # the quiescence bound is 10 s
+
+
+def test_a_counterexample_names_the_folder_a_copy_was_filed_in() -> None:
+    """A copy filed outside the INBOX is attributed as usual, and the story says which folder."""
+    the_plan = plan(SEED_STORY, Naming("f0"), ("mx",))
+    first = the_plan.expected[0]  # filed in a folder; the list's copy is missing
+    copies = (ObservedCopy(first.mailbox, b"", first.path, "Duplicates"),)
+    observation = Observation(copies, accepted={tx.id: frozenset(tx.rcpts) for tx in the_plan.injections})
+    invariant = BY_ID["copy-per-path"]
+    violations = invariant.check(the_plan, observation)
+    assert violations
+    assert "in folder Duplicates" in explain(invariant, the_plan, observation, violations, "store")
