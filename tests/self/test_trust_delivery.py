@@ -14,6 +14,7 @@ from mailconform.specs.invariants import BY_ID
 from mailconform.specs.model import plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation, ObservedCopy
+from mailconform.specs.scenario import Scenario, Submit, World
 from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
 from mailconform.suts.config import load
@@ -78,3 +79,14 @@ def test_a_counterexample_names_the_folder_a_copy_was_filed_in() -> None:
     violations = invariant.check(the_plan, observation)
     assert violations
     assert "in folder Duplicates" in explain(invariant, the_plan, observation, violations, "store")
+
+
+def test_submission_to_a_sut_without_aliases_names_their_users() -> None:
+    """A SUT that does not expand aliases is handed the alias's final user at submission too,
+    and owes that user the copy (it cannot know the alias)."""
+    scenario = Scenario(World(("u1",), aliases=(("a1", ("u1",)),)), (Submit("m1", "u1", to=("a1",)),))
+    the_plan = plan(scenario, Naming("s0"), ("mx", "submission"), sut_expands_aliases=False)
+    (tx,) = the_plan.injections
+    user = the_plan.naming.address("u1")
+    assert tx.rcpts == (user,)
+    assert [e.requires for e in the_plan.expected] == [((tx.id, frozenset({user})),)]
