@@ -163,12 +163,12 @@ def suite_calls(bodies: list[Callable[..., None]], sut: SystemUnderTest, example
     """Run every conformance property against ``sut``, one after another as pytest does."""
     calls, seconds = 0, 0.0
     for body in bodies:
-        made, took = run_properties(1, partial(_call, body, sut), scenarios(), examples)
+        made, took = run_properties(1, partial(call_property, body, sut), scenarios(), examples)
         calls, seconds = calls + made, seconds + took
     return calls, seconds
 
 
-def _call(body: Callable[..., None], sut: SystemUnderTest, scenario: Any) -> None:
+def call_property(body: Callable[..., None], sut: SystemUnderTest, scenario: Any) -> None:
     body(sut=sut, scenario=scenario)
 
 

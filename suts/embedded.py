@@ -103,14 +103,15 @@ class _Sink:
 
 class EmbeddedSUT(NetworkSUT):
     def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
-        self._root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
+        self.root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
+        """Where its Maildirs live."""
         self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
-        self._sink_store = MaildirStore(self._root / "sink", self._sweeper)
+        self._sink_store = MaildirStore(self.root / "sink", self._sweeper)
         self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
         self._sink.start()
         self._relay_client = Injector(self._sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
-        self._mx_store = MaildirStore(self._root / "mx", self._sweeper)
+        self._mx_store = MaildirStore(self.root / "mx", self._sweeper)
         self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
         self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
@@ -154,4 +155,4 @@ class EmbeddedSUT(NetworkSUT):
         for server in self._servers:
             server.stop()
         self._sweeper.shutdown(wait=True)
-        shutil.rmtree(self._root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
