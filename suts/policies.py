@@ -10,7 +10,7 @@ import email.policy
 import hashlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage, Message
@@ -36,7 +36,7 @@ class Policy:
     copies: int = 1
     """How many times each admitted copy is filed."""
 
-    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message]) -> bool:
         return True
 
     def return_path(self, mail_from: str, message: Message) -> str:
@@ -55,7 +55,7 @@ class _Keyed(Policy):
     window: int | None = None
     _seen: dict[str, deque[object]] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message]) -> bool:
         seen = self._seen.setdefault(mailbox, deque(maxlen=self.window))
         key = self.key(message)
         if key in seen:
@@ -71,7 +71,7 @@ class _RecentMessageId(Policy):
     window: float = TIME_WINDOW
     _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message]) -> bool:
         now = time.monotonic()
         key = (mailbox, message["Message-ID"])
         if now - self._arrivals.get(key, -self.window) < self.window:
@@ -81,12 +81,12 @@ class _RecentMessageId(Policy):
 
 
 class _MailboxHoldsMessageId(Policy):
-    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message]) -> bool:
         return all(h["Message-ID"] != message["Message-ID"] for h in held)
 
 
 class _OverQuota(Policy):
-    def admits(self, mailbox: str, message: Message, held: list[Message]) -> bool:
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message]) -> bool:
         return len(held) < OVER_QUOTA_LIMIT
 
 
