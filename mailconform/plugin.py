@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from mailconform.specs.explain import InvariantViolation
-from mailconform.specs.report import Outcome, Report
+from mailconform.specs.report import Report
 from mailconform.suts.base import SystemUnderTest
 from mailconform.suts.config import load as load_config
 from mailconform.suts.expectations import Expectation
@@ -38,6 +37,13 @@ settings.register_profile("ci", max_examples=60, print_blob=True,
 settings.register_profile("thorough", max_examples=1000, **_COMMON)
 settings.load_profile(os.environ.get("MAILCONFORM_PROFILE", "ci" if os.environ.get("CI") else "default"))
 
+pytest_plugins = ["mailconform.reporting"]  # outcomes, evidence, progress, budget, exit status
+
+REPORT = pytest.StashKey[Report]()
+EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()
+EXIT_SUT_ERROR = 6
+"""Exit status when the SUT could not be driven (unreachable, died, hung): no verdict either way."""
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("mailconform")
@@ -55,9 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "invariant(id): the conformance property a test checks")
-    config.stash[_REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
-    config.stash[_EXPECTED] = _expectations(config)
-    config.stash[_REPORT].expected = {k: asdict(e) for k, e in (config.stash[_EXPECTED] or {}).items()}
+    config.stash[REPORT] = Report(sut=str(config.getoption("--sut-config") or config.getoption("--sut")))
+    config.stash[EXPECTED] = _expectations(config)
+    config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
 
 
 def _expectations(config: pytest.Config) -> dict[str, Expectation] | None:
@@ -73,16 +79,16 @@ def _expectations(config: pytest.Config) -> dict[str, Expectation] | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """An invariant the SUT is known to fail is a strict xfail: a fix shows up as XPASS."""
-    expected = config.stash[_EXPECTED] or {}
+    expected = config.stash[EXPECTED] or {}
     for item in items:
         marker = item.get_closest_marker("invariant")
         known = expected.get(marker.args[0]) if marker else None
         if known and known.outcome == "failed":
-            item.add_marker(pytest.mark.xfail(strict=True, reason=f"expected: {known.reason}"))
+            # Only the invariant's own violation is the expected failure: never a crash or a timeout.
+            item.add_marker(pytest.mark.xfail(strict=True, raises=InvariantViolation,
+                                              reason=f"expected: {known.reason}"))
 
 
-_REPORT = pytest.StashKey[Report]()
-_EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()
 
 
 @pytest.fixture(scope="session")
@@ -97,50 +103,8 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         system.preflight()
     except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
         system.close()
-        pytest.exit(f"mailconform: {system.name} is not ready: {error}", returncode=4)
-    report = config.stash[_REPORT]
+        pytest.exit(f"mailconform: {system.name} is not ready: {error}", returncode=EXIT_SUT_ERROR)
+    report = config.stash[REPORT]
     report.sut, report.transport = system.name, system.transport
     yield system
     system.close()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
-                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    result = yield
-    marker = item.get_closest_marker("invariant")
-    if marker is None:
-        return result
-    if call.when == "call" or result.failed or result.skipped:
-        violation = _violation(call.excinfo.value) if call.excinfo else None
-        # A failure that is not an invariant violation means the SUT or the suite broke.
-        if hasattr(result, "wasxfail"):  # known to fail: xfailed, or (not strict) passed
-            outcome: Outcome = "failed" if result.skipped else "passed"
-        elif result.failed and "XPASS(strict)" in str(result.longrepr):
-            outcome = "passed"
-        else:
-            outcome = ("skipped" if result.skipped else "passed" if result.passed
-                       else "failed" if violation else "error")
-        item.config.stash[_REPORT].record(marker.args[0], outcome,
-                                          violation.counterexample if violation else None)
-    return result
-
-
-def _violation(error: BaseException) -> InvariantViolation | None:
-    if isinstance(error, InvariantViolation):
-        return error
-    if isinstance(error, BaseExceptionGroup):
-        return next(filter(None, map(_violation, error.exceptions)), None)
-    return None
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    report = config.stash[_REPORT]
-    if report.outcomes:
-        expected = config.stash[_EXPECTED]
-        for line in report.table(None if expected is None else {k: e.outcome for k, e in expected.items()}):
-            terminalreporter.write_line(line)
-    path = config.getoption("--report-json")
-    if path:
-        path.write_text(json.dumps(report.to_json(), indent=2) + "\n")
-        terminalreporter.write_line(f"mailconform: report written to {path}")

@@ -403,7 +403,7 @@ def _summary(key: list[str], case_sensitive: bool | None, scope: str | None, win
         text += f" less than {window:.2f} s (± {tolerance:.2f} s) before"
     elif gaps:
         longest = max(t.gap_seconds or 0.0 for t in gaps)
-        text += f", even {longest:.1f} s before (no time window seen)"
+        text += f", however long before (no time window up to {longest:.1f} s)"
     if overrides:
         text += "; a Resent-Message-ID, when present, is compared instead of the Message-ID"
     if scope is None:

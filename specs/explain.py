@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from mailconform.specs.invariants import Invariant, Violation
 from mailconform.specs.model import Plan
 from mailconform.specs.observation import Observation
-from mailconform.specs.scenario import Resend, Scenario, SendAgain
+from mailconform.specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
 
 
 class InvariantViolation(AssertionError):
-    """An invariant failed on one scenario; carries the report's counterexample."""
+    """An invariant failed on one scenario; carries what a report or a bundle needs."""
 
     def __init__(self, invariant: Invariant, plan: Plan, observation: Observation,
                  violations: list[Violation], sut: str) -> None:
         self.invariant = invariant
+        self.plan = plan
+        self.observation = observation
+        self.violations = violations
+        self.sut = sut
         self.text = explain(invariant, plan, observation, violations, sut)
         self.counterexample: dict[str, Any] = {
             "text": self.text,
@@ -31,18 +36,21 @@ class InvariantViolation(AssertionError):
 
 def explain(invariant: Invariant, plan: Plan, observation: Observation,
             violations: list[Violation], sut: str) -> str:
-    symbolic = _symbolizer(plan)
-    lines = [f"{invariant.id} ({invariant.strength}) violated by {sut}",
-             f"  {invariant.summary}",
+    symbolic = symbolizer(plan)
+    lines = [f"{invariant.id} violated by {sut}",
+             f"  {invariant.strength}: {invariant.summary}",
              f"  Grounded in: {', '.join(invariant.rfc)}", "", "The story:"]
     lines += [f"  {line}" for line in plan.scenario.story().splitlines()]
-    lines += ["", "Transactions the suite sent into the SUT (replies: MAIL RCPT DATA;"
+    lines += ["", f"Names in this run (nonce {plan.naming.nonce}):"]
+    lines += [f"  {line}" for line in names(plan)]
+    lines += ["", "Transactions the suite sent into the SUT (replies to MAIL, RCPT and the final dot;"
                   " missing numbers are hops between the suite's own hosts):"]
     for tx in plan.injections:
         said = observation.replies.get(tx.id, {})
-        rcpts = ", ".join(f"{r} [{said.get(r, 'not sent')}]" for r in tx.rcpts)
-        lines.append(symbolic(f"  {tx.id}  {tx.hop} -> SUT {tx.entry}:"
-                              f" MAIL FROM:<{tx.mail_from}> RCPT TO: {rcpts}"))
+        lines.append(symbolic(f"  {tx.id}  {tx.hop} -> SUT {tx.entry}, MAIL FROM:<{tx.mail_from}>"))
+        width = max(len(symbolic(r)) for r in tx.rcpts) if tx.rcpts else 0
+        lines += [f"        RCPT TO:<{symbolic(r)}>{' ' * (width - len(symbolic(r)))}"
+                  f"  {said.get(r, 'not sent')}" for r in tx.rcpts]
     lines.append("")
     for mailbox in sorted({v.mailbox for v in violations}):
         expected = sorted((e.path for e in plan.expected if e.mailbox == mailbox), key=_number)
@@ -56,6 +64,22 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
     return "\n".join(lines)
 
 
+def names(plan: Plan) -> list[str]:
+    """Each symbol of the story beside the concrete name it had in this run."""
+    world, naming = plan.scenario.world, plan.naming
+    users = world.local_users + tuple(a for a, _ in world.aliases)
+    remote = world.remote_users + tuple(f for f, _ in world.forwards)
+    lines = [", ".join(f"{s} = {naming.address(s)}" for s in symbols)
+             for symbols in (users, remote) if symbols]
+    lines += [f"{lst.name} = {naming.address(lst.name)} (sends from {naming.list_bounces(lst.name)})"
+              for lst in world.lists]
+    keys = sorted({e.message_id for e in plan.scenario.events if isinstance(e, Submit)})
+    if keys:
+        lines.append(", ".join(f"{k} = {naming.message_id(k)}" for k in keys))
+    lines.append(f"tN = the transaction whose Received field has id {naming.transaction_id(0)[:-1]}N")
+    return lines
+
+
 def _copies(count: int) -> str:
     return f"{count} copy" if count == 1 else f"{count} copies"
 
@@ -64,7 +88,7 @@ def _number(transaction_id: str) -> int:
     return int(transaction_id.rpartition("t")[2])
 
 
-def _symbolizer(plan: Plan) -> Any:
+def symbolizer(plan: Plan) -> Callable[[str], str]:
     """Replace the example's concrete names by the story's symbols."""
     naming = plan.naming
     local = re.compile(rf"[\w.+-]+@{re.escape(naming.sut_domain)}", re.IGNORECASE)
@@ -85,3 +109,20 @@ def scenario_json(scenario: Scenario) -> dict[str, Any]:
             "send-again" if isinstance(event, SendAgain) else "submit")
     return {"world": asdict(scenario.world),
             "events": [{"kind": kind(e), **asdict(e)} for e in scenario.events]}
+
+
+_EVENTS = {"submit": Submit, "resend": Resend, "send-again": SendAgain}
+
+
+def scenario_from_json(data: dict[str, Any]) -> Scenario:
+    """The scenario `scenario_json` wrote (JSON lists become the tuples the dataclasses hold)."""
+    world = {k: _tuples(v) for k, v in data["world"].items()}
+    world["lists"] = tuple(MailingList(**{k: _tuples(v) for k, v in lst.items()})
+                           for lst in data["world"]["lists"])
+    events = tuple(_EVENTS[e["kind"]](**{k: _tuples(v) for k, v in e.items() if k != "kind"})
+                   for e in data["events"])
+    return Scenario(World(**world), events)
+
+
+def _tuples(value: Any) -> Any:
+    return tuple(map(_tuples, value)) if isinstance(value, list) else value

@@ -28,6 +28,8 @@ _Key = tuple[str, str | None]
 Check = Callable[[Plan, Observation], list[Violation]]
 Strength = Literal["MUST", "SHOULD", "PRACTICE"]
 """As the RFC writes it; PRACTICE: no RFC keyword, the behaviour of every major implementation."""
+Evidence = Callable[[Plan, Observation], bool]
+"""Whether an example gave an invariant anything to check: a pass on no evidence is no pass."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Invariant:
     summary: str
     rationale: str
     check: Check
+    exercised: Evidence
+    evidence: str
+    """What counts as an example that exercised the invariant, in a few words."""
 
 
 def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
@@ -155,6 +160,36 @@ def _resent_keeps_message_id(plan: Plan, observation: Observation) -> list[Viola
     return violations
 
 
+def _any_owed(plan: Plan, observation: Observation) -> bool:
+    return bool(owed(plan, observation))
+
+
+def _any_copy(plan: Plan, observation: Observation) -> bool:
+    return bool(observation.copies)
+
+
+def _any_matched(plan: Plan, observation: Observation) -> bool:
+    return bool(_matched(plan, observation))
+
+
+def _any_copy_where_expected(plan: Plan, observation: Observation) -> bool:
+    expected_mailboxes = {e.mailbox for e in plan.expected}
+    return any(c.mailbox in expected_mailboxes for c in observation.copies)
+
+
+def _any_resent_copy(plan: Plan, observation: Observation) -> bool:
+    return any(e.resent for _, e in _matched(plan, observation))
+
+
+def _bcc_to_hide(plan: Plan, observation: Observation) -> bool:
+    """Some owed copy came by a transaction naming blind recipients its mailbox may not see.
+    An mx-only SUT is never in that position: the suite's own agents split Bcc copies."""
+    blind = {tx.id: {a.lower() for _, a in getaddresses(tx.content.values("Bcc")) if a}
+             for tx in plan.injections}
+    return any(blind.get(e.path, set()) - _own_addresses(plan, e.mailbox)
+               for e in owed(plan, observation) if not e.may_show_bcc)
+
+
 CATALOGUE: tuple[Invariant, ...] = (
     Invariant(
         "copy-per-path",
@@ -172,7 +207,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " retransmission after a lost reply, RFC 1047) is the same path: at least one copy is"
         " owed, and one or two both conform. Refusing with 4xx/5xx before or at the dot is"
         " conforming: nothing was accepted.",
-        _copy_per_path),
+        _copy_per_path, _any_owed, "examples with an owed copy"),
     Invariant(
         "no-phantom-copies", ("RFC 5321 §3.9.1", "RFC 1047"),
         "PRACTICE", "final delivery",
@@ -183,7 +218,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " transaction (the same RCPT repeated, To plus an alias) is one path, and stores that"
         " merge those recipients are right to. RFC 1047 explains duplicates as the by-product of a"
         " reply lost after the dot; when no link failed, an extra copy is one the server invented.",
-        _no_phantom_copies),
+        _no_phantom_copies, _any_copy, "examples with any copy"),
     Invariant(
         "message-id-preserved", ("RFC 5321 §3.9", "RFC 5322 §3.6.4"),
         "MUST", "list and alias expansion (RFC 5321 §3.9); extended here to every later hop",
@@ -193,7 +228,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " expansion to leave the header section unchanged. The suite extends that rule to the"
         " store: a store that rewrites the Message-ID breaks what §3.6.4 lets every reader rely on"
         " (threading, replies, references), and hides that two copies are one message.",
-        _message_id_preserved),
+        _message_id_preserved, _any_matched, "examples with a copy traced to its path"),
     Invariant(
         "bcc-not-disclosed", ("RFC 5322 §3.6.3", "RFC 5321 §7.2", "RFC 5321 §4.4"),
         "SHOULD", "the originator's agent (RFC 5322 §3.6.3) and every SMTP server (RFC 5321 §7.2)",
@@ -205,7 +240,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " `for` clause naming several recipients usually undesirable. So the suite looks at every"
         " header field of a copy -- Bcc, Apparently-To, X-Original-To, Delivered-To, Received"
         " `for` -- for an address blind-copied by someone else, and reports it at SHOULD strength.",
-        _bcc_not_disclosed),
+        _bcc_not_disclosed, _bcc_to_hide, "examples where the SUT had to hide a Bcc"),
     Invariant(
         "trace-prepend-only", ("RFC 5321 §4.4", "RFC 5321 §6.3"),
         "MUST", "every SMTP server (relay and final delivery)",
@@ -215,7 +250,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " a delivery is explained later. The suite also needs them to tell which path a copy came"
         " by; a copy whose trace no longer names its path is reported here, and the other"
         " invariants leave it unjudged rather than blame the wrong path.",
-        _trace_prepend_only),
+        _trace_prepend_only, _any_copy_where_expected, "examples with a copy where one was expected"),
     Invariant(
         "return-path-is-last-envelope-sender", ("RFC 5321 §4.4", "RFC 5321 §3.9.2"),
         "MUST", "final delivery",
@@ -223,7 +258,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         "The server that files a message inserts a Return-Path holding the reverse-path of the"
         " transaction that brought it (§4.4: required, mail systems must support it); for a"
         " list's copy that is the list's administrative address (§3.9.2), not the author.",
-        _return_path),
+        _return_path, _any_matched, "examples with a copy traced to its path"),
     Invariant(
         "resent-keeps-message-id", ("RFC 5322 §3.6.6", "RFC 5321 §3.9"),
         "MUST", "the resender (RFC 5322 §3.6.6); extended here to every later hop",
@@ -233,7 +268,7 @@ CATALOGUE: tuple[Invariant, ...] = (
         " given, names only the resend. The suite extends RFC 5321 §3.9's rule that expansion"
         " leaves the header section unchanged to the store: dropping the block or the original"
         " id erases who reintroduced the message and makes the resend look like a new message.",
-        _resent_keeps_message_id),
+        _resent_keeps_message_id, _any_resent_copy, "examples with a resent copy traced to its path"),
 )
 
 BY_ID = {invariant.id: invariant for invariant in CATALOGUE}

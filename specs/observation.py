@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import message_from_bytes
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
@@ -44,6 +44,7 @@ class Notice:
     mailbox: str
     recipients: frozenset[str]
     message_id: str | None
+    raw: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class Observation:
     """Injection id -> recipient -> the SUT's last reply, for reports."""
     waited: float = 0.0
     """Seconds between the SUT's last reply in the play and the read of the mailboxes."""
+    transcripts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Injection id -> the client/server dialogue of that transaction, timed, where there was one."""
 
     def copies_in(self, mailbox: str) -> list[ObservedCopy]:
         return [c for c in self.copies if c.mailbox == mailbox]
@@ -72,7 +75,7 @@ def observe(mailboxes: Mapping[str, list[bytes]], trace_id: re.Pattern[str],
             parsed = message_from_bytes(raw)
             notice = _as_notice(mailbox, parsed)
             if notice:
-                notices.append(notice)
+                notices.append(replace(notice, raw=raw))
             else:
                 copy = ObservedCopy(mailbox, raw, _path(parsed, trace_id))
                 copy.__dict__["message"] = parsed  # parsed once: seed the cached property

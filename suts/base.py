@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -71,14 +72,61 @@ def execute(sut: SystemUnderTest, scenario: Scenario) -> Run:
     return Run(the_plan, sut.play(the_plan))
 
 
+class Player:
+    """Plays scenarios on one SUT and remembers the latest plays, so that every invariant judges
+    the same play of a scenario instead of playing it again (the per-invariant properties draw
+    the same scenarios: they share one Hypothesis seed)."""
+
+    def __init__(self, sut: SystemUnderTest, capacity: int) -> None:
+        self.sut = sut
+        self.capacity = capacity
+        """Held plays; at least one invariant's examples, or each invariant evicts the next's."""
+        self._runs: OrderedDict[Scenario, Run] = OrderedDict()
+        self.plays = self.hits = 0
+        self.offered = self.refused = 0
+        """Envelope recipients offered to the SUT, and refused by it, over all plays."""
+
+    def run(self, scenario: Scenario) -> Run:
+        run = self._runs.get(scenario)
+        if run is not None:
+            self._runs.move_to_end(scenario)
+            self.hits += 1
+            return run
+        run = execute(self.sut, scenario)
+        self.plays += 1
+        for tx in run.plan.injections:
+            self.offered += len(tx.rcpts)
+            self.refused += len(tx.rcpts) - len(run.observation.accepted.get(tx.id, ()))
+        self._runs[scenario] = run
+        if len(self._runs) > self.capacity:
+            self._runs.popitem(last=False)
+        return run
+
+
+def delivered_late(sut: SystemUnderTest, scenario: Scenario) -> float | None:
+    """Replay a story whose copies looked lost and read again after the full quiescence bound.
+
+    Returns how many seconds after the SUT's last reply every owed copy was found (a late
+    delivery, not a loss), or None when a copy is still missing: then the loss is real.
+    """
+    copy_per_path = BY_ID["copy-per-path"].check
+    run = execute(sut, scenario)
+    if not copy_per_path(run.plan, run.observation):
+        return run.observation.waited
+    observation = sut.recheck(run.plan)
+    return None if copy_per_path(run.plan, observation) else observation.waited
+
+
 @dataclass
 class ReplyLog:
     """The SUT's answers per injection: what it accepted, and what it said."""
 
     accepted: dict[str, frozenset[str]] = field(default_factory=dict)
     said: dict[str, dict[str, str]] = field(default_factory=dict)
+    transcripts: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def record(self, transaction_id: str, reply: TransactionReply) -> None:
+        self.transcripts[transaction_id] = tuple(reply.dialogue())
         self.accepted[transaction_id] = frozenset(
             r.lower() for r in reply.rcpts if reply.delivered_to(r))
         self.said[transaction_id] = {rcpt: said(reply.mail, rcpt_reply, reply.data.get(rcpt))
@@ -86,10 +134,10 @@ class ReplyLog:
 
 
 def said(*replies: Reply | None) -> str:
-    """The codes of MAIL, RCPT and the final dot; the server's own words when it refused."""
+    """The codes of MAIL, RCPT and the final dot, and the server's words in its last reply."""
     sent = [r for r in replies if r]
     codes = " ".join(str(r.code) for r in sent)
-    return codes if sent[-1].accepted else f"{codes} {' '.join(sent[-1].text.split())}"
+    return f"{codes} {' '.join(sent[-1].text.split())}"
 
 
 def assert_invariant(sut: SystemUnderTest, scenario: Scenario, invariant_id: str) -> Run:

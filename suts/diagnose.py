@@ -27,9 +27,10 @@ from mailconform.specs.diagnosis import (
     not_run,
     unexplained,
 )
+from mailconform.specs.impact import CANONICAL, ImpactRow, impact_row
 from mailconform.specs.model import Plan, plan
 from mailconform.specs.observation import Observation, observe
-from mailconform.suts.base import SystemUnderTest
+from mailconform.suts.base import SutError, SystemUnderTest, execute
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.wire import MailboxError, open_mailbox
 
@@ -113,3 +114,18 @@ def _elsewhere(sut: SystemUnderTest, trial: Experiment) -> int | None:
     found = observe({trial.variant: held}, trial.plan.naming.transaction_id_pattern, {})
     return sum(1 for c in found.copies if c.path in ids)
 
+
+
+def impact(sut: SystemUnderTest, progress: Callable[[str], None] | None = None) -> tuple[ImpactRow, ...]:
+    """Play every canonical story against ``sut``: copies owed and filed per story."""
+    rows = []
+    for story in CANONICAL:
+        if progress:
+            progress(f"impact on {sut.name}: {story.name}")
+        try:
+            run = execute(sut, story.scenario)
+        except SutError as error:
+            rows.append(ImpactRow(story.name, 0, 0, story.at_least, str(error)))
+            continue
+        rows.append(impact_row(story, run.plan, run.observation))
+    return tuple(rows)

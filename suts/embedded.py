@@ -102,9 +102,13 @@ class _Sink:
 
 
 class EmbeddedSUT(NetworkSUT):
-    def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp") -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
-        """Where its Maildirs live."""
+    """`root`: where the Maildirs go (default: a temporary directory, removed by close());
+    `port`: the mx server's port, the submission server's is the next one (default: free ports)."""
+
+    def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp",
+                 root: Path | None = None, port: int = 0) -> None:
+        self._own_root = root is None
+        self.root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
         self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
         self._sink_store = MaildirStore(self.root / "sink", self._sweeper)
         self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
@@ -114,9 +118,9 @@ class EmbeddedSUT(NetworkSUT):
         self._mx_store = MaildirStore(self.root / "mx", self._sweeper)
         self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
-        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol)]
+        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol, port=port)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
-            self._servers.append(EmbeddedServer(_Submission(self._reference)))
+            self._servers.append(EmbeddedServer(_Submission(self._reference), port=port and port + 1))
         for server in self._servers[1:]:
             server.start()
         kind = "embedded" if protocol == "smtp" else "embedded-lmtp"
@@ -155,4 +159,5 @@ class EmbeddedSUT(NetworkSUT):
         for server in self._servers:
             server.stop()
         self._sweeper.shutdown(wait=True)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -106,7 +106,8 @@ class NetworkSUT:
         observation = observe({mailbox: list(messages) for mailbox, messages in held.items()},
                               played.plan.naming.transaction_id_pattern, played.log.accepted,
                               played.log.said)
-        return replace(observation, waited=time.monotonic() - played.replied)
+        return replace(observation, waited=time.monotonic() - played.replied,
+                       transcripts=played.log.transcripts)
 
     def _wait_quiet(self, readers: dict[str, MailboxReader], owed_copies: int) -> _Held:
         """Read until the mailboxes hold still: briefly once every owed copy is there,

@@ -65,7 +65,10 @@ devlog_listen() {
         say "/dev/log exists and is not a socket: leaving it alone; syslog lines are lost"
     else
         rm -f /dev/log    # a stale socket nobody listens on
-        helper devlog "$S/log/syslog" </dev/null >>"$S/log/devlog.err" 2>&1 &
+        # a plain command, not the helper function: in the background a function
+        # runs in a subshell, $! would be that shell and stop would orphan python
+        PYTHONPATH=$ROOT "$PY" -m mailconform.suts.real.daemons devlog "$S/log/syslog" \
+            </dev/null >>"$S/log/devlog.err" 2>&1 &
         record_pid devlog $!
         for _ in $(seq 50); do [ -S /dev/log ] && break; sleep 0.05; done
         [ -S /dev/log ] || die "could not listen on /dev/log: $(cat "$S/log/devlog.err")"

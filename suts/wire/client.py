@@ -11,7 +11,8 @@ import contextlib
 import re
 import smtplib
 import socket
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
@@ -76,6 +77,22 @@ class Endpoint:
         return sock
 
 
+class Transcript(list[str]):
+    """Dialogue lines, each with the wall-clock time it was written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.times: list[float] = []
+
+    def append(self, line: str) -> None:
+        self.times.append(time.time())
+        super().append(line)
+
+    def extend(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.append(line)
+
+
 class _Dropped(ProtocolError):
     """The server closed the connection (the one failure worth a reconnect)."""
 
@@ -84,7 +101,7 @@ class _Wire:
     """One connection: commands out, replies in, all logged to a transcript."""
 
     def __init__(self, endpoint: Endpoint, *, sut: str, connect_timeout: float,
-                 reply_timeout: float, transcript: list[str]) -> None:
+                 reply_timeout: float, transcript: Transcript) -> None:
         self.sut = sut
         self.transcript = transcript
         self._reply_timeout = reply_timeout
@@ -189,7 +206,7 @@ class Injector:
 
     def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
         """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError."""
-        transcript: list[str] = []
+        transcript = Transcript()
         try:
             reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
             if _closing(reply):
@@ -207,7 +224,7 @@ class Injector:
             self._wire.quit()
             self._wire = None
 
-    def _ready(self, transcript: list[str]) -> _Wire:
+    def _ready(self, transcript: Transcript) -> _Wire:
         """The open connection, reset, or a new one if the server dropped the old one."""
         if self._wire is not None:
             self._wire.transcript = transcript
@@ -237,16 +254,19 @@ class Injector:
                     accepted.append(rcpt)
         if mail.code == 421 or any(r.code == 421 for r in rcpt_replies.values()):
             self._forget_connection()
-            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript),
+                                    tuple(wire.transcript.times))
         if not accepted:
             if not wire.reset():
                 self._wire = None
-            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript))
+            return TransactionReply(mail, rcpt_replies, {}, tuple(wire.transcript),
+                                    tuple(wire.transcript.times))
         finals = self._data(wire, data, accepted)
         data_replies: dict[str, Reply] = {}
         for rcpt, final in zip(accepted, finals, strict=True):
             data_replies.setdefault(rcpt, final)
-        return TransactionReply(mail, rcpt_replies, data_replies, tuple(wire.transcript))
+        return TransactionReply(mail, rcpt_replies, data_replies, tuple(wire.transcript),
+                                tuple(wire.transcript.times))
 
     def _data(self, wire: _Wire, data: bytes, accepted: list[str]) -> list[Reply]:
         """The final-dot reply for each accepted RCPT, in order."""
@@ -272,4 +292,4 @@ def _closing(reply: TransactionReply) -> bool:
 def check_reachable(url: str, *, sut: str, timeout: float) -> None:
     """Raise ProtocolError unless a server at `url` accepts a connection and greets with 220."""
     _Wire(Endpoint.parse(url), sut=sut, connect_timeout=timeout, reply_timeout=timeout,
-          transcript=[]).quit()
+          transcript=Transcript()).quit()

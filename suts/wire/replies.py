@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 TRANSCRIPT_TAIL = 12
 """How many transcript lines a ProtocolError message shows."""
@@ -34,6 +35,15 @@ class TransactionReply:
     rcpts: dict[str, Reply]
     data: dict[str, Reply]
     transcript: tuple[str, ...]
+    times: tuple[float, ...] = ()
+    """When each transcript line was written (seconds since the epoch), where known."""
+
+    def dialogue(self) -> list[str]:
+        """The transcript, each line after its UTC time of day (HH:MM:SS.mmm) where known."""
+        if len(self.times) != len(self.transcript):
+            return list(self.transcript)
+        return [f"{datetime.fromtimestamp(t, UTC):%H:%M:%S.%f}"[:-3] + f" {line}"
+                for t, line in zip(self.times, self.transcript, strict=True)]
 
     def delivered_to(self, rcpt: str) -> bool:
         """True when MAIL, this RCPT and its final-dot reply were all 2xx."""

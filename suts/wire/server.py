@@ -101,13 +101,16 @@ class _PreboundController(Controller):
 
 
 class EmbeddedServer:
-    """An SMTP or LMTP server on 127.0.0.1, in a thread; `url` is set by start()."""
+    """An SMTP or LMTP server on 127.0.0.1, in a thread; `url` is set by start().
+
+    `port` 0 picks a free port."""
 
     def __init__(self, handler: DeliveryHandler, *, protocol: Literal["smtp", "lmtp"] = "smtp",
-                 hostname: str = "mx.isp.test") -> None:
+                 hostname: str = "mx.isp.test", port: int = 0) -> None:
         self.handler = handler
         self.protocol = protocol
         self.hostname = hostname
+        self.port = port
         self.url = ""
         self._controller: _PreboundController | None = None
 
@@ -122,7 +125,11 @@ class EmbeddedServer:
     def start(self) -> None:
         if self._controller is not None:
             raise RuntimeError(f"embedded {self.protocol} server already running at {self.url}")
-        listener = socket.create_server(("127.0.0.1", 0))
+        try:
+            listener = socket.create_server(("127.0.0.1", self.port))
+        except OSError as err:
+            raise RuntimeError(f"embedded {self.protocol} server cannot listen on 127.0.0.1:{self.port}:"
+                               f" {err.strerror}") from err
         controller = _PreboundController(_Hooks(self.handler, self.protocol), listener,
                                          LMTP if self.protocol == "lmtp" else SMTP, self.hostname)
         try:

@@ -3,13 +3,13 @@
 import pytest
 from hypothesis import given
 
+from mailconform.run import Judge
 from mailconform.specs.scenario import Scenario
 from mailconform.strategies import scenarios
-from mailconform.suts.base import SystemUnderTest, assert_invariant
 
 
 @pytest.mark.invariant("resent-keeps-message-id")
 @given(scenario=scenarios())
-def test_resent_keeps_message_id(sut: SystemUnderTest, scenario: Scenario) -> None:
+def test_resent_keeps_message_id(judge: Judge, scenario: Scenario) -> None:
     """A resent copy keeps the original Message-ID and the Resent block it was sent with."""
-    assert_invariant(sut, scenario, "resent-keeps-message-id")
+    judge(scenario, "resent-keeps-message-id")

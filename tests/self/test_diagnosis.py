@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 
 from mailconform.specs.diagnosis import Trial, conclude, next_gap
+from mailconform.specs.impact import CANONICAL
 from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
-from mailconform.suts.diagnose import diagnose
+from mailconform.suts.diagnose import diagnose, impact
 from mailconform.suts.policies import TIME_WINDOW
 from mailconform.suts.registry import resolve
 
@@ -108,3 +109,25 @@ def test_gap_search_narrows_to_the_tolerance() -> None:
     assert next_gap(trials, (3.0, 30.0), 0.25) == 16.5
     assert next_gap([trial("gap", "filed", 0.4)], (3.0,), 0.25) is None
     assert next_gap([trial("gap", "refused", 3.0)], (3.0, 30.0), 0.25) is None
+
+
+@pytest.mark.parametrize("sut_name, losing", [
+    ("embedded", set()),
+    ("embedded:dedup-message-id", {"post to a list and Bcc to self", "to an alias and directly",
+                                   "through a forwarder and directly",
+                                   "resent to a recipient who has the original",
+                                   "two different messages sharing a Message-ID"}),
+    ("embedded-lmtp:dedup-resent-aware", {"post to a list and Bcc to self", "to an alias and directly",
+                                          "through a forwarder and directly",
+                                          "two different messages sharing a Message-ID"}),
+])
+def test_impact_table_names_every_story_the_store_loses(sut_name: str, losing: set[str]) -> None:
+    """The impact table marks exactly the canonical stories the store loses a copy of."""
+    sut = resolve(sut_name)
+    try:
+        rows = impact(sut)
+    finally:
+        sut.close()
+    assert {r.story for r in rows} == {s.name for s in CANONICAL}
+    assert {r.story for r in rows if r.loses} == losing
+    assert all(r.owed == 2 and r.filed in (1, 2) for r in rows if not r.at_least)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mailconform.specs.matrix import html, markdown
-from mailconform.specs.report import Report
+from mailconform.specs.report import Report, Result
 from mailconform.suts.expectations import load, rewritten
 
 SIEVE = """
@@ -37,7 +37,7 @@ def test_rewriting_keeps_the_category(tmp_path: Path) -> None:
     """Rewriting an expectations file from a report keeps each kept entry's category."""
     path = tmp_path / "e.toml"
     path.write_text(SIEVE)
-    report = Report("sieve", outcomes={"copy-per-path": "failed"}).to_json()
+    report = Report("sieve", results={"copy-per-path": Result("failed")}).to_json()
     path.write_text(rewritten(report, load(path)))
     assert load(path)["copy-per-path"].category == "user-configured"
 
@@ -46,10 +46,10 @@ def test_matrix_shows_a_category_that_is_not_a_violation(tmp_path: Path) -> None
     """A user-configured failure reads as such in both renderings; a violation stays plain FAIL."""
     path = tmp_path / "e.toml"
     path.write_text(SIEVE)
-    sieve = Report("sieve", outcomes={"copy-per-path": "failed"},
+    sieve = Report("sieve", results={"copy-per-path": Result("failed")},
                    expected={k: {"outcome": e.outcome, "category": e.category}
                              for k, e in load(path).items()}).to_json()
-    cyrus = Report("cyrus", outcomes={"copy-per-path": "failed"}).to_json()
+    cyrus = Report("cyrus", results={"copy-per-path": Result("failed")}).to_json()
     page = markdown([sieve, cyrus], {})
     assert "| sieve |  | FAIL (user-configured) |" in page
     assert "| cyrus |  | FAIL |" in page

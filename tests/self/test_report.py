@@ -1,32 +1,48 @@
-"""The pytest face: a failing SUT yields a shrunk counterexample in the JSON report."""
+"""The pytest face: outcomes with evidence, errors that fail the gate, budgets, reports that survive."""
 
 import json
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mailconform.plugin import EXIT_SUT_ERROR
+from tests.self.test_sut_config import TINY_MX, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_suite(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+def run_suite(*args: str, profile: str = "default") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/conformance", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MAILCONFORM_PROFILE": profile})
+
+
+def entries(report_path: Path) -> dict[str, dict[str, Any]]:
+    return {i["id"]: i for i in json.loads(report_path.read_text())["invariants"]}
 
 
 def test_dedup_message_id_report_has_the_seed_sized_story(tmp_path: Path) -> None:
     """model:dedup-message-id fails copy-per-path with one message reaching one mailbox twice."""
     report_path = tmp_path / "report.json"
-    result = run_suite("tests/conformance", "--sut", "model:dedup-message-id",
-                       "--report-json", str(report_path))
+    result = run_suite("--sut", "model:dedup-message-id", "--report-json", str(report_path))
     assert result.returncode == 1, result.stdout[-2000:]
     report = json.loads(report_path.read_text())
-    assert report["sut"] == "model:dedup-message-id"
-    outcomes = {i["id"]: i["outcome"] for i in report["invariants"]}
-    assert outcomes.pop("copy-per-path") == "failed"
-    assert set(outcomes.values()) == {"passed"}
-    (failed,) = [i for i in report["invariants"] if i["counterexample"]]
+    assert report["sut"] == "model:dedup-message-id" and report["complete"]
+    found = entries(report_path)
+    failed = found.pop("copy-per-path")
+    assert failed["outcome"] == "failed"
+    # The others were judged on evidence, or say they had none.
+    assert {e["outcome"] for e in found.values()} <= {"passed", "not-exercised"}
+    assert all(e["examples"] >= 40 and e["exercised"] <= e["examples"] for e in found.values())
     example = failed["counterexample"]
     assert (example["messages"], example["transactions"]) == (1, 2)
+    assert failed["examples"] == failed["exercised"] == 1  # the seed story, tried first, fails
     assert "RFC 5321 §6.1" in failed["rfc"]
     assert "expected 2 copies" in example["text"] and "observed 1" in example["text"]
     assert example["scenario"]["events"][0]["kind"] == "submit"
@@ -34,6 +50,122 @@ def test_dedup_message_id_report_has_the_seed_sized_story(tmp_path: Path) -> Non
 
 def test_unknown_sut_stops_with_one_clear_message() -> None:
     """A misspelt SUT name stops the run before any example, naming the choices."""
-    result = run_suite("tests/conformance", "--sut", "no-such-sut")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut",
+                             "no-such-sut"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 4
     assert "unknown SUT 'no-such-sut'" in result.stdout + result.stderr
+
+
+def test_every_invariant_judges_one_shared_play(tmp_path: Path) -> None:
+    """Seven properties, one play per scenario: all but the first judge plays already made."""
+    result = run_suite("--sut", "reference")
+    assert result.returncode == 0, result.stdout[-2000:]
+    line = next(x for x in result.stdout.splitlines() if " plays judged " in x)
+    plays, examples = int(line.split()[1]), int(line.split()[4])
+    assert examples >= 7 * 40 and plays <= examples / 6, line
+
+
+def test_bcc_is_not_exercised_on_an_mx_only_sut(tmp_path: Path) -> None:
+    """An LMTP store is never handed a Bcc to hide: the outcome says so instead of passing."""
+    report_path = tmp_path / "report.json"
+    result = run_suite("--sut", "embedded-lmtp", "--report-json", str(report_path),
+                       "-k", "bcc or copy_per_path")
+    assert result.returncode == 0, result.stdout[-2000:]
+    found = entries(report_path)
+    bcc = found["bcc-not-disclosed"]
+    assert (bcc["outcome"], bcc["exercised"]) == ("not-exercised", 0) and bcc["examples"] >= 40
+    assert "had to hide a Bcc" in bcc["reason"]
+    assert found["copy-per-path"]["outcome"] == "passed" and found["copy-per-path"]["exercised"] > 0
+    assert found["trace-prepend-only"] == {**found["trace-prepend-only"], "outcome": "not-exercised",
+                                           "reason": "not run: not selected in this session"}
+    assert "not exercised bcc-not-disclosed" in " ".join(result.stdout.split())
+
+
+@pytest.fixture
+def tiny_mx(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+    """An independent SMTP store in its own process, and a --sut-config describing it."""
+    port, root = free_port(), tmp_path / "mail"
+    process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), str(root), "isp.test"],
+                               stdout=subprocess.PIPE, text=True)
+    config = tmp_path / "tiny.toml"
+    config.write_text(f'name = "tiny-mx"\ninject = "smtp://127.0.0.1:{port}"\n'
+                      f'domains = ["isp.test"]\nmailbox = "maildir:{root}/{{local}}/Maildir"\n'
+                      '[timeouts]\nconnect = 2\nreply = 5\n')
+    try:
+        assert process.stdout and process.stdout.readline().strip() == "ready"
+        yield process, config
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_a_server_that_dies_is_an_error_not_the_expected_failure(
+        tiny_mx: tuple[subprocess.Popen[str], Path], tmp_path: Path) -> None:
+    """With copy-per-path expected to fail, a crash mid-run fails the gate with its own exit status
+    and one line naming the SUT, not a traceback per test."""
+    server, config = tiny_mx
+    expectations = tmp_path / "expected.toml"
+    expectations.write_text('[copy-per-path]\noutcome = "failed"\nreason = "it loses mail"\n')
+    report_path = tmp_path / "report.json"
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut-config", str(config),
+         "--expectations", str(expectations), "--report-json", str(report_path), "-k", "copy_per_path"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "MAILCONFORM_PROFILE": "thorough"})
+    mail = Path(config.read_text().split("maildir:")[1].split("/{local}")[0])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(mail.glob("*"))) < 20:
+        time.sleep(0.05)
+    server.kill()  # mid-run: examples have been judged, more are coming
+    output, _ = suite.communicate(timeout=300)
+    assert suite.returncode == EXIT_SUT_ERROR, output[-3000:]
+    copy_per_path = entries(report_path)["copy-per-path"]
+    assert copy_per_path["outcome"] == "error" and copy_per_path["examples"] > 0
+    assert "tiny-mx could not be driven" in copy_per_path["reason"]
+    assert "xfail" not in output.lower() and "Traceback" not in output
+    assert output.count("tiny-mx could not be driven") <= 3, output  # the failure, the summary, the table
+
+
+def test_budget_ends_the_run_cleanly_and_honestly(tmp_path: Path) -> None:
+    """A --budget stops a long run: what ran keeps its evidence, the rest says it never ran."""
+    report_path = tmp_path / "report.json"
+    started = time.monotonic()
+    result = run_suite("--sut", "reference", "--budget", "3", "--report-json", str(report_path),
+                       "--progress-every", "0.5", profile="thorough")
+    assert time.monotonic() - started < 60
+    assert result.returncode == 0, result.stdout[-2000:]
+    found = list(entries(report_path).values())
+    first = found[0] if found[0]["examples"] else next(e for e in found if e["examples"])
+    assert first["outcome"] in ("passed", "not-exercised") and 0 < first["examples"] < 1000
+    assert "--budget was spent after" in first["reason"]
+    not_run = [e for e in found if not e["examples"]]
+    assert not_run and all("not run: the --budget of 3 s was spent" in e["reason"] for e in not_run)
+    assert all(e["outcome"] == "not-exercised" for e in not_run)
+    # Progress reached the terminal through pytest's output capture.
+    assert "examples (" in result.stdout and " exercised), " in result.stdout
+
+
+def test_a_killed_run_leaves_every_finished_outcome(tmp_path: Path) -> None:
+    """The JSON report is rewritten after each invariant: killing the run loses only the unfinished."""
+    report_path = tmp_path / "report.json"
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut", "reference",
+         "--report-json", str(report_path)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "MAILCONFORM_PROFILE": "thorough"})
+    try:
+        deadline = time.monotonic() + 240
+        finished: list[dict[str, Any]] = []
+        while time.monotonic() < deadline and not finished:
+            time.sleep(0.1)
+            if report_path.exists():
+                finished = [e for e in entries(report_path).values() if e["examples"]]
+        suite.kill()
+        suite.wait(timeout=30)
+    finally:
+        suite.kill()
+    report = json.loads(report_path.read_text())
+    assert not report["complete"]
+    assert finished and finished[0]["outcome"] == "passed" and finished[0]["examples"] >= 1000
+    unfinished = [e for e in report["invariants"] if not e["examples"]]
+    assert unfinished and all(e["reason"] == "not judged: the run ended before it" for e in unfinished)

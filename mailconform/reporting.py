@@ -1,0 +1,299 @@
+"""The plugin's reporting side: outcomes per invariant, evidence, progress, budget, exit status.
+
+Each conformance test's report carries its invariant's `Result` (as ``report.mailconform``), so
+the same hook records it whether the test ran here or on a pytest-xdist worker: the
+controller merges what the workers send.  The JSON report is rewritten (atomically) after
+every invariant, so a killed run leaves every finished outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from collections.abc import Generator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import seed, settings
+
+from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT
+from mailconform.run import Judge, OutOfTime, SutBroken
+from mailconform.specs.explain import InvariantViolation
+from mailconform.specs.invariants import BY_ID
+from mailconform.specs.report import Result
+from mailconform.suts.base import Player, SystemUnderTest, delivered_late
+
+_JUDGE = pytest.StashKey[Judge]()
+_DEADLINE = pytest.StashKey[float | None]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mailconform")
+    group.addoption("--budget", type=float, default=None, metavar="SECONDS",
+                    help="end the run cleanly after this long; invariants judged so far keep their"
+                         " outcomes, the rest are reported as not run (default: no budget)")
+    group.addoption("--min-evidence", type=float, default=0.1, metavar="SHARE",
+                    help="say so when a passed invariant was exercised in fewer than this share of"
+                         " its examples because the SUT refused recipients (default: 0.1)")
+    group.addoption("--progress-every", type=float, default=10.0, metavar="SECONDS",
+                    help="print each invariant's examples and time this often (default: 10; 0: never)")
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@pytest.hookimpl(trylast=True)  # after the plugin has made the report
+def pytest_configure(config: pytest.Config) -> None:
+    worker: dict[str, Any] = getattr(config, "workerinput", {})
+    given = config.getoption("hypothesis_seed", None)
+    config.stash[REPORT].seed = int(worker.get("mailconform_seed", given or secrets.randbits(32)))
+    budget = config.getoption("--budget")
+    config.stash[_DEADLINE] = worker.get("mailconform_deadline",
+                                         time.time() + budget if budget is not None else None)
+    config.pluginmanager.register(_Reporter(config), "mailconform-reporter")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    report_seed = config.stash[REPORT].seed
+    return (f"mailconform: every invariant draws the same scenarios (seed {report_seed};"
+            f" --hypothesis-seed={report_seed} repeats them)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """One seed for every conformance property: they draw the same scenarios, each played once."""
+    for item in items:
+        if item.get_closest_marker("invariant") and isinstance(item, pytest.Function):
+            seed(config.stash[REPORT].seed)(item.obj)
+
+
+@pytest.fixture(scope="session")
+def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
+    """Judges each example of every invariant on one shared play of its scenario."""
+    config = request.config
+    # Each property's examples must stay held until the next property draws them again.
+    capacity = 2 * settings().max_examples + 100
+    every = config.getoption("--progress-every")
+    judging = Judge(Player(sut, capacity), config.stash[_DEADLINE],
+                    _progress_writer(config) if every > 0 else None, every)
+    config.stash[_JUDGE] = judging
+    return judging
+
+
+def _progress_writer(config: pytest.Config) -> Any:
+    capture = config.pluginmanager.getplugin("capturemanager")
+    terminal = config.pluginmanager.getplugin("terminalreporter")
+
+    def write(line: str) -> None:
+        if terminal is None:
+            return
+        # Past pytest's output capture: progress is for the person watching the run.
+        with capture.global_and_fixture_disabled():
+            terminal.write_line(line)
+    return write
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """After the SUT broke or the budget ran out, the remaining invariants are not run, and say why."""
+    if not item.get_closest_marker("invariant"):
+        return
+    judging = item.config.stash.get(_JUDGE, None)
+    if judging is not None and judging.broken:
+        pytest.skip(f"not run: the SUT could not be driven (see {judging.broken})")
+    deadline = item.config.stash[_DEADLINE]
+    if deadline is not None and time.time() >= deadline:
+        pytest.skip(f"not run: the --budget of {item.config.getoption('--budget'):g} s was spent")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    marker = item.get_closest_marker("invariant")
+    if marker is None or not (call.when == "call" or report.failed or report.skipped):
+        return report
+    invariant = marker.args[0]
+    judging = item.config.stash.get(_JUDGE, None)
+    expected_failure = item.get_closest_marker("xfail") is not None
+    if call.when != "call":
+        result = (Result("not-exercised", reason=_skip_reason(report)) if report.skipped
+                  else Result("error", reason=f"set-up failed: {_first_line(report)}"))
+    else:
+        assert judging is not None, "a conformance property ran without the judge fixture"
+        result = _judged(judging, invariant, call.excinfo.value if call.excinfo else None)
+        _gate(item, report, result, expected_failure)
+    report.mailconform = {  # type: ignore[attr-defined]
+        "invariant": invariant, "result": asdict(result),
+        "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        **({"sut": judging.player.sut.name, "transport": judging.player.sut.transport,
+            "player": {"plays": judging.player.plays, "hits": judging.player.hits,
+                       "offered": judging.player.offered, "refused": judging.player.refused}}
+           if judging else {}),
+    }
+    return report
+
+
+def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Result:
+    """The invariant's outcome from how its property ended and the evidence it gathered."""
+    tally = judging.tallies.get(invariant)
+    examples, exercised = (tally.examples, tally.exercised) if tally else (0, 0)
+    if isinstance(error, SutBroken):
+        return Result("error", examples, exercised, str(error))
+    violation = _violation(error) if error is not None else None
+    if isinstance(error, OutOfTime):
+        spent = f"the --budget was spent after {examples} examples"
+        if tally and tally.first_violation:
+            return Result("failed", examples, exercised, f"{spent}; shrinking stopped there",
+                          tally.first_violation.counterexample)
+        return _on_evidence(invariant, examples, exercised, spent)
+    if error is not None and violation is None:
+        return Result("error", examples, exercised, f"the suite could not judge it: {_one_line(error)}")
+    if violation is not None:
+        if invariant == "copy-per-path" and tally and tally.last_failing:
+            waited = delivered_late(judging.player.sut, tally.last_failing)
+            if waited is not None:
+                return Result("late", examples, exercised,
+                              f"a copy that looked lost was there {waited:.1f} s after the last reply;"
+                              " late delivery, not loss", violation.counterexample)
+        return Result("failed", examples, exercised, "", violation.counterexample)
+    return _on_evidence(invariant, examples, exercised, "")
+
+
+def _on_evidence(invariant: str, examples: int, exercised: int, note: str) -> Result:
+    if exercised:
+        return Result("passed", examples, exercised, note)
+    nothing = f"no example gave it anything to check (evidence: {BY_ID[invariant].evidence})"
+    return Result("not-exercised", examples, 0, f"{note}; {nothing}" if note else nothing)
+
+
+def _gate(item: pytest.Item, report: pytest.TestReport, result: Result, expected_failure: bool) -> None:
+    """Make the pytest outcome say what the gate should: a change fails it, nothing judged skips
+    it, and an error is never an expected failure."""
+    stopped = "--budget" in result.reason
+    if result.outcome == "error":
+        _set(report, "failed", f"mailconform: {result.reason}")
+    elif result.outcome == "not-exercised" or (result.outcome == "passed" and stopped):
+        _set(report, "skipped", (str(item.path), item.location[1] or 0, f"Skipped: {result.reason}"))
+    elif result.outcome == "failed" and stopped:
+        if expected_failure:
+            _set(report, "skipped", None)
+            report.wasxfail = "expected"
+        else:
+            _set(report, "failed", (result.counterexample or {}).get("text", result.reason))
+    elif result.outcome == "late":
+        if expected_failure:
+            _set(report, "failed", f"mailconform: expected copy-per-path to fail, but {result.reason}")
+        else:
+            _set(report, "passed", None)
+
+
+def _set(report: pytest.TestReport, outcome: str, longrepr: Any) -> None:
+    report.outcome = outcome  # type: ignore[assignment]
+    report.longrepr = longrepr
+    if hasattr(report, "wasxfail"):
+        del report.wasxfail
+
+
+def _violation(error: BaseException) -> InvariantViolation | None:
+    """The invariant violation an error is made of, if it is made of nothing else."""
+    if isinstance(error, InvariantViolation):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        found = [_violation(e) for e in error.exceptions]
+        return found[0] if found and all(found) else None
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    return (str(report.longrepr).strip().splitlines() or ["?"])[-1][:300]
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+class _Reporter:
+    """Hooks that need the run's config: recording, merging, the JSON file, the summary, the exit status."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.players: dict[str, dict[str, int]] = {}
+        """Process (xdist worker id or "main") -> its player's counters, the latest reported."""
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Every xdist worker draws with the controller's seed and stops at its deadline."""
+        node.workerinput["mailconform_seed"] = self.config.stash[REPORT].seed
+        node.workerinput["mailconform_deadline"] = self.config.stash[_DEADLINE]
+
+    def pytest_sessionstart(self) -> None:
+        _write_json(self.config)
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Record an invariant's result: here, or on the xdist controller from a worker's report."""
+        payload: dict[str, Any] | None = getattr(report, "mailconform", None)
+        if payload is None or _is_worker(self.config):
+            return
+        record = self.config.stash[REPORT]
+        record.record(payload["invariant"], Result(**payload["result"]))
+        if "sut" in payload:
+            record.sut, record.transport = payload["sut"], payload["transport"]
+            self.players[payload["process"]] = payload["player"]
+            record.offered = sum(p["offered"] for p in self.players.values())
+            record.refused = sum(p["refused"] for p in self.players.values())
+        _write_json(self.config)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the final report; exit with EXIT_SUT_ERROR when the SUT could not be driven."""
+        if _is_worker(self.config):
+            return
+        record = self.config.stash[REPORT]
+        record.complete = True
+        record.absent = "not run: not selected in this session"
+        if any(r.outcome == "error" for r in record.results.values()):
+            session.exitstatus = EXIT_SUT_ERROR
+        _write_json(self.config)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        record = self.config.stash[REPORT]
+        if not record.results:
+            return
+        expected = self.config.stash[EXPECTED]
+        write = terminalreporter.write_line
+        for line in record.table(None if expected is None else {k: e.outcome for k, e in expected.items()}):
+            write(line)
+        for line in record.thin_evidence(self.config.getoption("--min-evidence")):
+            write(line)
+        plays, hits = (sum(p[k] for p in self.players.values()) for k in ("plays", "hits"))
+        if plays:
+            write(f"mailconform: {plays} plays judged {plays + hits} examples"
+                  f" ({hits / (plays + hits):.0%} judged on a play another invariant had made)")
+        for result in record.results.values():
+            if result.outcome == "error":
+                write(f"mailconform: ERROR: {result.reason}")
+                break
+        path = self.config.getoption("--report-json")
+        if path:
+            write(f"mailconform: report written to {path}")
+
+
+def _write_json(config: pytest.Config) -> None:
+    """Replace the JSON report in one step, so a reader (or a killed run) never sees half of it."""
+    path: Path | None = config.getoption("--report-json")
+    if path is None or _is_worker(config):
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(config.stash[REPORT].to_json(), indent=2) + "\n")
+    os.replace(partial, path)
