@@ -4,11 +4,12 @@
 
 Two processes, one after the other: the conformance properties against the
 embedded SUT, and bare Hypothesis drawing scenario-shaped data with an empty
-test body (the baseline: Hypothesis's own growth).  Each runs its examples as
-properties of ``--chunk`` examples, as a suite run does, and samples its
-resident set size after each.  Growth is measured from the first sample (after
-the first chunk, once imports and one-time tables are paid) to the last.  The
-embedded side also reports the directories left under its Maildir root.
+test body (the baseline: Hypothesis's own growth).  Each runs its examples in
+chunks -- every property once, sharing one seed, ``--chunk`` examples in all,
+as a suite run does -- and samples its resident set size after each.  Growth is
+measured from the first sample (after the first chunk, once imports and
+one-time tables are paid) to the last.  The embedded side also reports the
+directories left under its Maildir root.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +36,19 @@ def rss_mib() -> float:
 
 def side(name: str, examples: int, chunk: int) -> None:
     """Run one side in this process; print one JSON line per chunk."""
-    from benchmarks.delivery import call_property, run_properties, scenario_shaped, suite_properties
-    from mailconform.strategies import scenarios
+    from benchmarks.delivery import run_properties, scenario_shaped, suite_calls, suite_properties
     from mailconform.suts.embedded import EmbeddedSUT
 
     bodies = suite_properties()
     sut = EmbeddedSUT() if name == "suite" else None
     done = 0
     try:
+        per_property = max(1, chunk // len(bodies))
         while done < examples:
-            body = bodies[(done // chunk) % len(bodies)]
             if sut is None:
-                made, _ = run_properties(1, lambda value: None, scenario_shaped(), chunk)
+                made, _ = run_properties(len(bodies), lambda value: None, scenario_shaped(), per_property)
             else:
-                made, _ = run_properties(1, partial(call_property, body, sut), scenarios(), chunk)
+                made, _ = suite_calls(bodies, sut, per_property)
             done += made
             gc.collect()
             sample: dict[str, Any] = {"examples": done, "rss_mib": round(rss_mib(), 1)}
@@ -77,7 +76,8 @@ def measured(name: str, examples: int, chunk: int) -> list[dict[str, Any]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
-    parser.add_argument("--chunk", type=int, default=500, help="examples per property (default 500)")
+    parser.add_argument("--chunk", type=int, default=500,
+                        help="examples per sample, over all properties (default 500)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--side", choices=("suite", "generation"), help=argparse.SUPPRESS)
     args = parser.parse_args()
