@@ -21,14 +21,16 @@ import pytest
 from hypothesis import seed, settings
 
 from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT
-from mailconform.run import Judge, OutOfTime, SutBroken
+from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.specs.report import Result
-from mailconform.suts.base import Player, SystemUnderTest, delivered_late
+from mailconform.suts.base import Player, SystemUnderTest
 
 _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
+_BROKEN = pytest.StashKey[str]()
+"""The invariant during which the SUT could not be driven, once it could not."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -102,9 +104,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the SUT broke or the budget ran out, the remaining invariants are not run, and say why."""
     if not item.get_closest_marker("invariant"):
         return
-    judging = item.config.stash.get(_JUDGE, None)
-    if judging is not None and judging.broken:
-        pytest.skip(f"not run: the SUT could not be driven (see {judging.broken})")
+    broken = item.config.stash.get(_BROKEN, None)
+    if broken:
+        pytest.skip(f"not run: the SUT could not be driven (see {broken})")
     deadline = item.config.stash[_DEADLINE]
     if deadline is not None and time.time() >= deadline:
         pytest.skip(f"not run: the --budget of {item.config.getoption('--budget'):g} s was spent")
@@ -121,12 +123,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
     judging = item.config.stash.get(_JUDGE, None)
     expected_failure = item.get_closest_marker("xfail") is not None
     if call.when != "call":
+        broke = call.excinfo and isinstance(call.excinfo.value, SutBroken)
         result = (Result("not-exercised", reason=_skip_reason(report)) if report.skipped
+                  else Result("error", reason=str(call.excinfo.value)) if call.excinfo and broke
                   else Result("error", reason=f"set-up failed: {_first_line(report)}"))
+        if broke:
+            _set(report, "failed", f"mailconform: {result.reason}")
     else:
         assert judging is not None, "a conformance property ran without the judge fixture"
         result = _judged(judging, invariant, call.excinfo.value if call.excinfo else None)
         _gate(item, report, result, expected_failure)
+    if call.excinfo and isinstance(call.excinfo.value, SutBroken):
+        item.config.stash[_BROKEN] = invariant
     report.mailconform = {  # type: ignore[attr-defined]
         "invariant": invariant, "result": asdict(result),
         "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),
@@ -140,31 +148,44 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
 
 def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Result:
     """The invariant's outcome from how its property ended and the evidence it gathered."""
-    tally = judging.tallies.get(invariant)
-    examples, exercised = (tally.examples, tally.exercised) if tally else (0, 0)
+    tally = judging.tallies.get(invariant) or Tally()
+    examples, exercised = tally.examples, tally.exercised
     if isinstance(error, SutBroken):
         return Result("error", examples, exercised, str(error))
     violation = _violation(error) if error is not None else None
     if isinstance(error, OutOfTime):
         spent = f"the --budget was spent after {examples} examples"
-        if tally and tally.first_violation:
+        if tally.first_violation:
             return Result("failed", examples, exercised, f"{spent}; shrinking stopped there",
                           tally.first_violation.counterexample)
-        return _on_evidence(invariant, examples, exercised, spent)
+        return _on_evidence(invariant, tally, spent)
     if error is not None and violation is None:
         return Result("error", examples, exercised, f"the suite could not judge it: {_one_line(error)}")
-    if violation is not None:
-        if invariant == "copy-per-path" and tally and tally.last_failing:
-            waited = delivered_late(judging.player.sut, tally.last_failing)
-            if waited is not None:
-                return Result("late", examples, exercised,
-                              f"a copy that looked lost was there {waited:.1f} s after the last reply;"
-                              " late delivery, not loss", violation.counterexample)
-        return Result("failed", examples, exercised, "", violation.counterexample)
-    return _on_evidence(invariant, examples, exercised, "")
+    if violation is None:
+        return _on_evidence(invariant, tally, "")
+    if invariant == "copy-per-path" and tally.last_failing and tally.first_violation:
+        # The shrunk story is read again after the full quiescence bound before it is
+        # reported as loss: shrinking did not wait that long for each candidate.
+        try:
+            waited = judging.late_by(tally.last_failing)
+        except SutBroken as broken:
+            return Result("error", examples, exercised, str(broken))
+        if waited is not None:
+            return Result("failed", examples, exercised,
+                          f"the shrunk story's copies were all there {waited:.1f} s after the last"
+                          " reply, so this is the first confirmed loss, unshrunk",
+                          tally.first_violation.counterexample)
+    return Result("failed", examples, exercised, "", violation.counterexample)
 
 
-def _on_evidence(invariant: str, examples: int, exercised: int, note: str) -> Result:
+def _on_evidence(invariant: str, tally: Tally, note: str) -> Result:
+    """Passed, late or not exercised: an invariant that was not broken, said on its evidence."""
+    examples, exercised = tally.examples, tally.exercised
+    if tally.late:
+        late = (f"in {len(tally.late)} of {examples} examples a copy that looked lost was there after"
+                f" the full quiescence bound, up to {max(tally.late):.1f} s after the last reply:"
+                " late delivery, not loss")
+        return Result("late", examples, exercised, f"{note}; {late}" if note else late)
     if exercised:
         return Result("passed", examples, exercised, note)
     nothing = f"no example gave it anything to check (evidence: {BY_ID[invariant].evidence})"
@@ -177,7 +198,7 @@ def _gate(item: pytest.Item, report: pytest.TestReport, result: Result, expected
     stopped = "--budget" in result.reason
     if result.outcome == "error":
         _set(report, "failed", f"mailconform: {result.reason}")
-    elif result.outcome == "not-exercised" or (result.outcome == "passed" and stopped):
+    elif result.outcome == "not-exercised" or (result.outcome in ("passed", "late") and stopped):
         _set(report, "skipped", (str(item.path), item.location[1] or 0, f"Skipped: {result.reason}"))
     elif result.outcome == "failed" and stopped:
         if expected_failure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class Player:
             self.hits += 1
             return run
         run = execute(self.sut, scenario)
+        _refused_own_mailbox(self.sut, run)
         self.plays += 1
         for tx in run.plan.injections:
             self.offered += len(tx.rcpts)
@@ -101,6 +103,23 @@ class Player:
         if len(self._runs) > self.capacity:
             self._runs.popitem(last=False)
         return run
+
+
+_NO_SUCH_MAILBOX = re.compile(r"^(?:\d{3} )*(5\d\d 5\.1\.1\b.*)")
+"""The reply codes logged for a recipient, ending in a permanent "no such mailbox" (RFC 3463)."""
+
+
+def _refused_own_mailbox(sut: SystemUnderTest, run: Run) -> None:
+    """A "no such mailbox" for a mailbox of the SUT's own domain is set-up gone wrong, not a
+    refusal to judge: the suite addresses only mailboxes it provisioned or was given."""
+    domain = "@" + run.plan.naming.sut_domain
+    for tx_id, said in run.observation.replies.items():
+        for rcpt, codes in said.items():
+            refused = _NO_SUCH_MAILBOX.match(codes)
+            if refused and rcpt.lower().endswith(domain):
+                raise SutError(sut.name, f"RCPT TO:<{rcpt}> ({tx_id})",
+                               "answered 'no such mailbox' for a mailbox the suite set up (provisioning"
+                               " did not take effect, or the mailbox template is wrong)", refused[1])
 
 
 def delivered_late(sut: SystemUnderTest, scenario: Scenario) -> float | None:
