@@ -59,7 +59,7 @@ from mailconform.specs.model import Plan, plan  # noqa: E402
 from mailconform.specs.naming import Naming  # noqa: E402
 from mailconform.specs.observation import Observation  # noqa: E402
 from mailconform.strategies import SEED_STORY, scenarios  # noqa: E402
-from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES, MESSAGE_ID_KEYS  # noqa: E402
+from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES  # noqa: E402
 from mailconform.suts.base import Player, SystemUnderTest  # noqa: E402
 from mailconform.suts.config import load as load_config  # noqa: E402
 from mailconform.suts.embedded import EmbeddedSUT, maildir_root  # noqa: E402
@@ -106,13 +106,20 @@ def scenario_shaped(draw: st.DrawFn, max_events: int = 4) -> tuple[Any, ...]:
     pool = tuple(range(len(local) + len(remote) + len(lists) + len(aliases) + len(forwards)))
     senders = local + remote
 
-    def submission(keys: tuple[str, ...]) -> tuple[Any, ...]:
+    def submission() -> tuple[Any, ...]:
+        sender = draw(st.sampled_from(senders))
+        others = tuple(u for u in local if u != sender)
+        if len(others) > 1 and draw(st.sampled_from((False, True))):
+            seen = draw(st.sampled_from(others))
+            blind = draw(st.sampled_from(tuple(u for u in others if u != seen)))
+            return (sender, seen, blind, draw(st.sampled_from(BCC_MODES[:2])),
+                    draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
         to, cc, bcc = (draw(_lists(pool, size)) for size in (3, 2, 2))
         if not (to or cc or bcc):
             to = [draw(st.sampled_from(pool))]
-        return (to, cc, bcc, draw(st.sampled_from(senders)), draw(st.sampled_from(BCC_MODES)),
-                draw(st.sampled_from(keys)), draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
-    events = [submission(MESSAGE_ID_KEYS[:1])]
+        return (to, cc, bcc, sender, draw(st.sampled_from(BCC_MODES)),
+                draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
+    events = [submission()]
     for _ in range(draw(st.integers(0, max_events - 1))):
         kind = draw(st.sampled_from(("again", "resend", "submit")))
         if kind == "again":
@@ -121,7 +128,7 @@ def scenario_shaped(draw: st.DrawFn, max_events: int = 4) -> tuple[Any, ...]:
             events.append((draw(st.sampled_from(range(len(events)))), draw(st.sampled_from(senders)),
                            draw(_lists(pool, 2, min_size=1)), draw(st.booleans())))
         else:
-            events.append(submission(MESSAGE_ID_KEYS))
+            events.append((draw(st.booleans()), submission()))
     return (local, remote, aliases, forwards, lists, events)
 
 
