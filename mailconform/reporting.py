@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import Generator
 from dataclasses import asdict
@@ -89,13 +90,17 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
 def _progress_writer(config: pytest.Config) -> Any:
     capture = config.pluginmanager.getplugin("capturemanager")
     terminal = config.pluginmanager.getplugin("terminalreporter")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
 
     def write(line: str) -> None:
-        if terminal is None:
-            return
-        # Past pytest's output capture: progress is for the person watching the run.
+        # Past pytest's output capture: progress is for the person watching the run.  An xdist
+        # worker's own terminal output is not shown; its standard error is the controller's.
         with capture.global_and_fixture_disabled():
-            terminal.write_line(line)
+            if worker:
+                sys.stderr.write(f"[{worker}] {line}\n")
+                sys.stderr.flush()
+            elif terminal is not None:
+                terminal.write_line(line)
     return write
 
 

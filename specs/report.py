@@ -92,7 +92,7 @@ class Report:
         the expectations, if any are given."""
         width = max(len(inv.id) for inv in CATALOGUE)
         mark_width = max(map(len, MARKS.values()))
-        lines = [f"mailconform: {self.sut} ({self.transport})"]
+        lines = [f"mailconform: {self.sut}" + (f" ({self.transport})" if self.transport else "")]
         for inv in CATALOGUE:
             result = self.result(inv.id)
             note = ""
