@@ -54,7 +54,11 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     worker: dict[str, Any] = getattr(config, "workerinput", {})
     given = config.getoption("hypothesis_seed", None)
-    config.stash[REPORT].seed = int(worker.get("mailconform_seed", given or secrets.randbits(32)))
+    if given is None:
+        given = secrets.randbits(32)
+    elif given.isdigit():  # as Hypothesis reads it: a number if it is one
+        given = int(given)
+    config.stash[REPORT].seed = worker.get("mailconform_seed", given)
     budget = config.getoption("--budget")
     config.stash[_DEADLINE] = worker.get("mailconform_deadline",
                                          time.time() + budget if budget is not None else None)
@@ -276,8 +280,10 @@ class _Reporter:
         if "sut" in payload:
             record.sut, record.transport = payload["sut"], payload["transport"]
             self.players[payload["process"]] = payload["player"]
-            record.offered = sum(p["offered"] for p in self.players.values())
-            record.refused = sum(p["refused"] for p in self.players.values())
+            players = self.players.values()
+            record.offered, record.refused, record.plays = (
+                sum(p[key] for p in players) for key in ("offered", "refused", "plays"))
+            record.judged = record.plays + sum(p["hits"] for p in players)
         _write_json(self.config)
 
     @pytest.hookimpl(trylast=True)
@@ -302,10 +308,10 @@ class _Reporter:
             write(line)
         for line in record.thin_evidence(self.config.getoption("--min-evidence")):
             write(line)
-        plays, hits = (sum(p[k] for p in self.players.values()) for k in ("plays", "hits"))
-        if plays:
-            write(f"mailconform: {plays} plays judged {plays + hits} examples"
-                  f" ({hits / (plays + hits):.0%} judged on a play another invariant had made)")
+        if record.plays:
+            shared = 1 - record.plays / record.judged
+            write(f"mailconform: {record.plays} plays judged {record.judged} examples"
+                  f" ({shared:.0%} judged on a play another invariant had made)")
         for result in record.results.values():
             if result.outcome == "error":
                 write(f"mailconform: ERROR: {result.reason}")
