@@ -1,6 +1,7 @@
 """The pytest face: outcomes with evidence, errors that fail the gate, budgets, reports that survive."""
 
 import json
+import mailbox
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from mailconform.plugin import EXIT_SUT_ERROR
+from mailconform.suts.wire import EmbeddedServer, Reply
 from tests.self.test_sut_config import TINY_MX, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,3 +195,38 @@ def test_a_copy_filed_late_is_late_delivery_not_loss(tmp_path: Path) -> None:
     copy_per_path = entries(report_path)["copy-per-path"]
     assert copy_per_path["outcome"] == "late", copy_per_path
     assert "late delivery, not loss" in copy_per_path["reason"] and copy_per_path["counterexample"] is None
+
+
+class RefusesU2AndU3:
+    """A store that refuses (5.7.1, a policy refusal, not a missing mailbox) two of three users."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True)
+
+    def rcpt(self, address: str) -> Reply:
+        if "_u2@" in address or "_u3@" in address:
+            return Reply(550, "5.7.1 not accepting mail for this user")
+        return Reply(250, "2.1.5 ok")
+
+    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
+        for rcpt in rcpts:
+            trace = f"Return-Path: <{mail_from}>\r\n".encode()
+            mailbox.Maildir(self.root / rcpt.lower(), create=True).add(trace + data)
+        return [Reply(250, "2.0.0 filed") for _ in rcpts]
+
+
+def test_refusals_that_thin_the_evidence_are_said_in_one_line(tmp_path: Path) -> None:
+    """When the SUT's refusals leave a passed invariant exercised in fewer than --min-evidence of its
+    examples, one line says so, with the refusals; a SUT that refuses nothing gets no such line."""
+    with EmbeddedServer(RefusesU2AndU3(tmp_path / "mail")) as server:
+        config = tmp_path / "picky.toml"
+        config.write_text(f'name = "picky"\ninject = "{server.url}"\ndomains = ["isp.test"]\n'
+                          f'mailbox = "maildir:{tmp_path}/mail/{{address}}"\n[timeouts]\nsettle = 0.05\n')
+        result = run_suite("--sut-config", str(config), "--min-evidence", "0.99", "-k", "phantom or resent")
+    assert result.returncode == 0, result.stdout[-3000:]
+    thin = [line for line in result.stdout.splitlines() if "was exercised in only" in line]
+    assert thin and all("the SUT refused" in line and "recipients offered" in line for line in thin), thin
+    assert any("resent-keeps-message-id" in line for line in thin)
+    unrefused = run_suite("--sut", "reference", "--min-evidence", "0.99", "-k", "resent")
+    assert "was exercised in only" not in unrefused.stdout
