@@ -6,10 +6,11 @@ words -- plus a pure check.  Reports and docs are generated from `CATALOGUE`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import getaddresses, parseaddr
+from email.utils import parseaddr
 from typing import Literal
 
 from mailconform.specs.model import ExpectedCopy, Plan
@@ -53,77 +54,141 @@ def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
             if all(observation.accepted.get(tx, frozenset()) & rcpts for tx, rcpts in e.requires)]
 
 
-def _matched(plan: Plan, observation: Observation) -> list[tuple[ObservedCopy, ExpectedCopy]]:
+@dataclass(frozen=True)
+class Attribution:
+    """Which path each copy came by, as far as its trace tells."""
+
+    matched: list[tuple[ObservedCopy, ExpectedCopy]]
+    """Copies whose suite trace is exactly the one an expected copy was sent with."""
+    stray: list[ObservedCopy]
+    """Copies with an intact suite trace that no expected copy of their mailbox has."""
+    damaged: list[ObservedCopy]
+    """Copies whose trace no longer names their path: judged by trace-prepend-only only."""
+
+
+def attribute(plan: Plan, observation: Observation) -> Attribution:
+    """Sort copies by whether their trace identifies the path that carried them."""
     by_key: dict[_Key, ExpectedCopy] = {(e.mailbox, e.path): e for e in plan.expected}
-    return [(c, by_key[c.mailbox, c.path]) for c in observation.copies
-            if (c.mailbox, c.path) in by_key]
+    sent_traces = {_suite_ids(plan, e.trace) for e in plan.expected}
+    matched, stray, damaged = [], [], []
+    for c in observation.copies:
+        trace = _suite_ids(plan, c.values("Received"))
+        e = by_key.get((c.mailbox, c.path))
+        if e is not None and _suite_ids(plan, e.trace) == trace:
+            matched.append((c, e))
+        elif e is None and trace in sent_traces:
+            stray.append(c)
+        else:
+            damaged.append(c)
+    return Attribution(matched, stray, damaged)
+
+
+def _suite_ids(plan: Plan, received: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The suite's transaction ids in a trace, topmost first."""
+    pattern = plan.naming.transaction_id_pattern
+    return tuple(found.group(1) for found in map(pattern.search, received) if found)
 
 
 def _copy_per_path(plan: Plan, observation: Observation) -> list[Violation]:
-    present = Counter((c.mailbox, c.path) for c in observation.copies)
+    attribution = attribute(plan, observation)
+    present = {(c.mailbox, c.path) for c, _ in attribution.matched}
+    # A copy whose trace is damaged may be any missing one: it leaves one path unjudged.
+    unjudged = Counter(c.mailbox for c in attribution.damaged)
     notices = Counter((n.mailbox, r, n.message_id) for n in observation.notices for r in n.recipients)
-    violations = []
+    paths: dict[tuple[str, str], list[ExpectedCopy]] = {}
     for e in owed(plan, observation):
-        if present[e.mailbox, e.path]:
-            present[e.mailbox, e.path] -= 1
+        paths.setdefault(e.distinct_path, []).append(e)
+    violations = []
+    for (mailbox, first), transmissions in paths.items():
+        if any((mailbox, e.path) in present for e in transmissions):
             continue
-        notice = (e.return_path.lower(), e.mailbox.lower(), e.message_id)
+        e = transmissions[0]
+        notice = (e.return_path.lower(), mailbox.lower(), e.message_id)
         if notices[notice]:
             notices[notice] -= 1
             continue
-        violations.append(Violation("copy-per-path", e.mailbox, (
-            f"no copy by path {e.path} ({' -> '.join(e.route)}), which the SUT accepted,"
+        if unjudged[mailbox]:
+            unjudged[mailbox] -= 1
+            continue
+        again = [t.path for t in transmissions[1:]]
+        sent = f" or its retransmission {', '.join(again)}" if again else ""
+        violations.append(Violation("copy-per-path", mailbox, (
+            f"no copy by path {first} ({' -> '.join(e.route)}){sent}, which the SUT accepted,"
             f" and no failure notice to {e.return_path}")))
     return violations
 
 
 def _no_phantom_copies(plan: Plan, observation: Observation) -> list[Violation]:
-    owed_count: Counter[_Key] = Counter((e.mailbox, e.path) for e in owed(plan, observation))
-    seen = Counter((c.mailbox, c.path) for c in observation.copies)
+    attribution = attribute(plan, observation)
+    owed_paths = {(e.mailbox, e.path) for e in owed(plan, observation)}
+    seen = Counter((c.mailbox, c.path) for c, _ in attribution.matched)
+    seen.update((c.mailbox, c.path) for c in attribution.stray)
     violations = []
     for (mailbox, path), count in sorted(seen.items(), key=str):
-        extra = count - owed_count[mailbox, path]
+        extra = count - ((mailbox, path) in owed_paths)
         if extra > 0:
-            what = f"path {path}" if path else "no path the suite sent"
-            violations.append(Violation("no-phantom-copies", mailbox,
-                                        f"{extra} copy/copies more than owed by {what}"))
+            violations.append(Violation("no-phantom-copies", mailbox, (
+                f"{extra} more {'copy' if extra == 1 else 'copies'} by transaction {path}"
+                f" than the one it owes" if (mailbox, path) in owed_paths
+                else f"{_copies(count)} by transaction {path}, which owes this mailbox none")))
+    # Copies whose path cannot be told are phantoms only beyond the owed copies still missing.
+    missing = Counter(mailbox for mailbox, path in owed_paths if not seen[mailbox, path])
+    for mailbox, count in sorted(Counter(c.mailbox for c in attribution.damaged).items()):
+        if count > missing[mailbox]:
+            violations.append(Violation("no-phantom-copies", mailbox, (
+                f"{_copies(count)} whose trace names no path, but only {missing[mailbox]}"
+                f" owed {'copy is' if missing[mailbox] == 1 else 'copies are'} missing")))
     return violations
+
+
+def _copies(count: int) -> str:
+    return f"{count} {'copy' if count == 1 else 'copies'}"
 
 
 def _message_id_preserved(plan: Plan, observation: Observation) -> list[Violation]:
     return [Violation("message-id-preserved", c.mailbox,
                       f"copy by path {c.path} has Message-ID {c.values('Message-ID')},"
                       f" sent as {e.message_id}")
-            for c, e in _matched(plan, observation) if c.values("Message-ID") != [e.message_id]]
+            for c, e in attribute(plan, observation).matched if c.values("Message-ID") != [e.message_id]]
+
+
+_ADDRESS = re.compile(r"[\w.+=-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def _bcc_not_disclosed(plan: Plan, observation: Observation) -> list[Violation]:
-    allowed = {(e.mailbox, e.path) for e in plan.expected if e.may_show_bcc}
     violations = []
-    for c in observation.copies:
-        # Showing a recipient his own addresses discloses nothing; anyone else's does.
-        shown = {a.lower() for _, a in getaddresses(c.values("Bcc")) if a} - _own_addresses(plan, c.mailbox)
-        if shown and (c.mailbox, c.path) not in allowed:
+    for c, e in attribute(plan, observation).matched:
+        shown: dict[str, set[str]] = {}
+        for name in dict.fromkeys(c.message.keys()):
+            if name.lower() == "bcc" and e.may_show_bcc:
+                continue  # the blind recipient's own copy may list the Bcc (RFC 5322 §3.6.3)
+            for value in c.values(name):
+                for address in _ADDRESS.findall(value):
+                    if address.lower() in e.hidden:
+                        shown.setdefault(name, set()).add(address.lower())
+        if shown:
+            where = "; ".join(f"{name}: {', '.join(sorted(found))}" for name, found in shown.items())
             violations.append(Violation("bcc-not-disclosed", c.mailbox,
-                                        f"copy by path {c.path} shows Bcc {sorted(shown)}"))
+                                        f"copy by path {c.path} shows blind recipients in {where}"))
     return violations
 
 
-def _own_addresses(plan: Plan, mailbox: str) -> set[str]:
-    """The mailbox's address and every alias or forward that leads only to it."""
-    world, address = plan.scenario.world, plan.naming.address
-    own = {mailbox.lower()}
-    own |= {address(a) for a, targets in world.aliases if [address(t) for t in targets] == [mailbox]}
-    own |= {address(f) for f, target in world.forwards if address(target) == mailbox}
-    return own
-
-
 def _trace_prepend_only(plan: Plan, observation: Observation) -> list[Violation]:
+    attribution = attribute(plan, observation)
     expected_mailboxes = {e.mailbox for e in plan.expected}
-    violations = [Violation("trace-prepend-only", c.mailbox,
-                            "copy carries none of the Received fields the suite's hops prepended")
-                  for c in observation.copies if c.path is None and c.mailbox in expected_mailboxes]
-    for c, e in _matched(plan, observation):
+    violations = []
+    for c in attribution.damaged:
+        if c.path is None:
+            if c.mailbox in expected_mailboxes:
+                violations.append(Violation("trace-prepend-only", c.mailbox,
+                                            "copy carries none of the Received fields the suite's hops"
+                                            " prepended; the other invariants leave it unjudged"))
+            continue
+        found = ", ".join(_suite_ids(plan, c.values("Received")))
+        violations.append(Violation("trace-prepend-only", c.mailbox, (
+            f"copy's trace no longer names its path (the suite's ids, topmost first: {found});"
+            " the other invariants leave it unjudged")))
+    for c, e in attribution.matched:
         received = c.values("Received")
         sent = [" ".join(t.split()) for t in e.trace]
         if received[max(0, len(received) - len(sent)):] != sent:
@@ -135,7 +200,7 @@ def _trace_prepend_only(plan: Plan, observation: Observation) -> list[Violation]
 
 def _return_path(plan: Plan, observation: Observation) -> list[Violation]:
     violations = []
-    for c, e in _matched(plan, observation):
+    for c, e in attribute(plan, observation).matched:
         found = [parseaddr(v)[1].lower() for v in c.values("Return-Path")]
         if found[:1] != [e.return_path.lower()]:
             violations.append(Violation("return-path-is-last-envelope-sender", c.mailbox,
@@ -146,10 +211,11 @@ def _return_path(plan: Plan, observation: Observation) -> list[Violation]:
 
 def _resent_keeps_message_id(plan: Plan, observation: Observation) -> list[Violation]:
     violations = []
-    for c, e in _matched(plan, observation):
+    for c, e in attribute(plan, observation).matched:
         if not e.resent:
             continue
-        kept = c.values("Message-ID") == [e.message_id] and bool(c.values("Resent-From"))
+        kept = (c.values("Message-ID") == [e.message_id] and bool(c.values("Resent-From"))
+                and bool(c.values("Resent-Date")))
         if e.resent_message_id:
             kept = kept and e.resent_message_id in c.values("Resent-Message-ID")
         if not kept:
@@ -169,7 +235,7 @@ def _any_copy(plan: Plan, observation: Observation) -> bool:
 
 
 def _any_matched(plan: Plan, observation: Observation) -> bool:
-    return bool(_matched(plan, observation))
+    return bool(attribute(plan, observation).matched)
 
 
 def _any_copy_where_expected(plan: Plan, observation: Observation) -> bool:
@@ -178,16 +244,15 @@ def _any_copy_where_expected(plan: Plan, observation: Observation) -> bool:
 
 
 def _any_resent_copy(plan: Plan, observation: Observation) -> bool:
-    return any(e.resent for _, e in _matched(plan, observation))
+    return any(e.resent for _, e in attribute(plan, observation).matched)
 
 
 def _bcc_to_hide(plan: Plan, observation: Observation) -> bool:
-    """Some owed copy came by a transaction naming blind recipients its mailbox may not see.
-    An mx-only SUT is never in that position: the suite's own agents split Bcc copies."""
-    blind = {tx.id: {a.lower() for _, a in getaddresses(tx.content.values("Bcc")) if a}
+    """Some owed copy came by a transaction that told the SUT an address its mailbox may not
+    see: in the envelope (a blind RCPT next to others) or in a Bcc field."""
+    known = {tx.id: {r.lower() for r in tx.rcpts} | set(_ADDRESS.findall(" ".join(tx.content.values("Bcc"))))
              for tx in plan.injections}
-    return any(blind.get(e.path, set()) - _own_addresses(plan, e.mailbox)
-               for e in owed(plan, observation) if not e.may_show_bcc)
+    return any(e.hidden & known.get(e.path, set()) for e in owed(plan, observation))
 
 
 CATALOGUE: tuple[Invariant, ...] = (

@@ -4,17 +4,21 @@ The suite plays every hop outside the SUT -- the originators' agents, the list
 server, the forwarding host -- and this module says, as pure functions, what
 each of those hops sends and what every mailbox the SUT holds must end up with.
 
-A *path* is the chain of transactions that carries one copy to one mailbox.
-Every hop the suite plays prepends a Received field naming its transaction id,
-so the topmost such id in a copy's trace names the path's last suite hop; an
-expected copy is keyed by (mailbox, that id).  The same final mailbox reached
-twice inside one transaction is one path: one copy (RFC 5321 §3.9, §3.5.4).
+A *path* is the route that carries one copy to one mailbox: the entry, the
+hops the suite plays (list, forward, resend) and the recipient that led to the
+mailbox.  Every hop the suite plays prepends a Received field naming its
+transaction id, so the topmost such id in a copy's trace names the transaction
+that brought it; an expected copy is keyed by (mailbox, that id).  The same
+final mailbox reached twice inside one transaction is one path: one copy
+(RFC 5321 §3.9.1).  The same message sent again over the same route (a
+retransmission) is the same path again: its copies name the first
+transmission in ``retransmits``, and at least one copy is owed (RFC 1047).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import cached_property
@@ -64,8 +68,18 @@ class ExpectedCopy:
     trace: tuple[str, ...]
     resent: bool
     may_show_bcc: bool
+    """The copy's own Bcc field may list the blind recipients (RFC 5322 §3.6.3, separate copies)."""
+    hidden: frozenset[str] = frozenset()
+    """Addresses blind-copied by the originator that this copy's recipient must not learn."""
+    retransmits: str | None = None
+    """For a retransmission over the same route, the path (transaction id) first sent."""
     at_sink: bool = False
     """Relayed by the SUT to a remote host the suite plays, rather than filed by it."""
+
+    @property
+    def distinct_path(self) -> tuple[str, str]:
+        """(mailbox, first transmission): one key for a path and its retransmissions."""
+        return self.mailbox, self.retransmits or self.path
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,15 @@ class _Carried:
     route: tuple[str, ...] = ()
     requires: tuple[tuple[str, frozenset[str]], ...] = ()
     bcc_copy: bool = False
+    hidden: frozenset[str] = frozenset()
+    author: str = ""
+
+    def onward(self, content: Content, hop: str | None = None,
+               step: tuple[str, frozenset[str]] | None = None, reached: Iterable[str] = ()) -> _Carried:
+        """What travels on after one more hop; a recipient reached learns nothing hidden by it."""
+        return _Carried(content, self.message, self.route + ((hop,) if hop else ()),
+                        self.requires + ((step,) if step else ()), self.bcc_copy,
+                        self.hidden - frozenset(reached), self.author)
 
 
 @dataclass
@@ -119,14 +142,26 @@ class _Planner:
     injections: list[Transaction] = field(default_factory=list)
     expected: list[ExpectedCopy] = field(default_factory=list)
     _count: int = 0
+    _first_sent: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """message -> the slice of `expected` its submission produced."""
 
     def play(self, event: Event) -> None:
         if isinstance(event, Resend):
             self._resend(event)
             return
         submit = event if isinstance(event, Submit) else self.scenario.submission(event.message)
+        start = len(self.expected)
         self._originate(submit.sender, self._original(submit), submit.message,
                         submit.to, submit.cc, submit.bcc, submit.bcc_mode)
+        if isinstance(event, Submit):
+            self._first_sent[event.message] = (start, len(self.expected))
+            return
+        # Sent again: the same routes in the same order, so each copy repeats its first one's path.
+        first, end = self._first_sent[event.message]
+        again = self.expected[start:]
+        for n, (earlier, copy) in enumerate(zip(self.expected[first:end], again, strict=True)):
+            assert (earlier.mailbox, earlier.route) == (copy.mailbox, copy.route)
+            self.expected[start + n] = replace(copy, retransmits=earlier.path)
 
     def _original(self, submit: Submit) -> Content:
         """The message as its author's user agent writes it, Bcc field included."""
@@ -158,28 +193,31 @@ class _Planner:
                    cc: tuple[str, ...], bcc: tuple[str, ...], mode: BccMode) -> None:
         mail_from = self.naming.address(sender)
         hop = f"{sender}'s agent"
+        # Blind-copying oneself, or someone also in To or Cc, hides nothing from anyone.
+        hidden = frozenset(self.naming.address(s) for s in set(bcc) - set(to + cc) - {sender})
         if sender.startswith("u") and "submission" in self.roles:
-            self._submit_to_sut(hop, mail_from, content, message, to, cc, bcc, mode)
+            self._submit_to_sut(hop, mail_from, content, message, to, cc, bcc, mode, hidden)
             return
         for recipients, copy, bcc_copy in _bcc_copies(content, to, cc, bcc, mode):
-            self._send(hop, mail_from, recipients, _Carried(copy, message, bcc_copy=bcc_copy))
+            self._send(hop, mail_from, recipients,
+                       _Carried(copy, message, bcc_copy=bcc_copy, hidden=hidden, author=mail_from))
 
     def _submit_to_sut(self, hop: str, mail_from: str, content: Content, message: str,
                        to: tuple[str, ...], cc: tuple[str, ...], bcc: tuple[str, ...],
-                       mode: BccMode) -> None:
+                       mode: BccMode, hidden: frozenset[str]) -> None:
         """The SUT is the originator's submission server: it owes every recipient a copy."""
-        tx = self._transaction(hop, mail_from, _unique(to + cc + bcc), content, "submission")
+        tx = self._transaction(hop, mail_from, to + cc + bcc, content, "submission")
         blind = set(bcc) - set(to + cc)
         # One transaction reaching a mailbox twice is one path: gather what reaches each user.
         reaching: dict[str, set[str]] = {}
         shows_bcc: dict[str, bool] = {}
         for recipients, copy, _ in _bcc_copies(tx.content, to, cc, bcc, mode):
-            for symbol in recipients:
+            for symbol in _unique(recipients):
                 address = self.naming.address(symbol)
                 # The SUT picks its own §3.6.3 treatment: a blind recipient's copy may show Bcc.
                 if symbol[0] not in "ua":
                     carried = _Carried(copy, message, (hop,), ((tx.id, frozenset({address})),),
-                                       symbol in blind)
+                                       symbol in blind, hidden - {address}, mail_from)
                     self._expect(address, tx.id, mail_from, carried, "SUT relay", at_sink=True)
                     self._arrive(symbol, mail_from, carried)
                     continue
@@ -187,13 +225,16 @@ class _Planner:
                     reaching.setdefault(user, set()).add(address)
                     shows_bcc[user] = shows_bcc.get(user, False) or symbol in blind
         for user, addresses in reaching.items():
-            carried = _Carried(tx.content, message, (hop,),
-                               ((tx.id, frozenset(addresses)),), shows_bcc[user])
+            carried = _Carried(tx.content, message, (hop,), ((tx.id, frozenset(addresses)),),
+                               shows_bcc[user], hidden - addresses, mail_from)
             self._expect(user, tx.id, mail_from, carried, "SUT")
 
     def _send(self, hop: str, mail_from: str, recipients: Iterable[str], carried: _Carried) -> None:
-        """A hop the suite plays sends ``carried`` on, one transaction per destination."""
-        recipients = _unique(recipients)
+        """A hop the suite plays sends ``carried`` on, one transaction per destination.
+
+        A recipient named twice is sent twice on the wire, as a plain client does: the SUT
+        may merge them (one path, one copy).
+        """
         local = [s for s in recipients if s[0] in "ua"]
         if local:
             rcpts = local if self.sut_expands_aliases else self._final_users(local)
@@ -201,14 +242,13 @@ class _Planner:
             for user in self._final_users(local):
                 reaching = frozenset(self.naming.address(s) for s in rcpts
                                      if user in self._final_users((s,)))
-                step = _Carried(tx.content, carried.message, carried.route + (hop,),
-                                carried.requires + ((tx.id, reaching),), carried.bcc_copy)
-                self._expect(user, tx.id, mail_from, step, "SUT")
-        for symbol in recipients:
+                self._expect(user, tx.id, mail_from,
+                             carried.onward(tx.content, hop, (tx.id, reaching), reaching), "SUT")
+        for symbol in _unique(recipients):
             if symbol[0] in "Lf":
                 content = carried.content.prepend(self._received(_host(hop), self._next_id()))
-                self._arrive(symbol, mail_from, _Carried(
-                    content, carried.message, carried.route + (hop,), carried.requires, carried.bcc_copy))
+                self._arrive(symbol, mail_from,
+                             carried.onward(content, hop, reached=(self.naming.address(symbol),)))
 
     def _arrive(self, symbol: str, mail_from: str, carried: _Carried) -> None:
         """A list or forwarding host the suite plays has received ``carried``."""
@@ -219,8 +259,7 @@ class _Planner:
                 added.insert(0, ("List-Id", self.naming.list_id(symbol)))
             # RFC 5321 §3.9.2: a list sets a new reverse-path and leaves the header alone,
             # RFC 2369/2919 fields aside.
-            out = _Carried(carried.content.append(*added), carried.message,
-                           carried.route, carried.requires, carried.bcc_copy)
+            out = carried.onward(carried.content.append(*added))
             self._send(f"list {symbol}", self.naming.list_bounces(symbol), lst.subscribers, out)
         elif symbol[0] == "f":
             # RFC 5321 §3.9.1: forwarding changes the recipient only.
@@ -241,7 +280,18 @@ class _Planner:
             return_path=return_path, trace=tuple(content.values("Received")),
             resent=bool(content.values("Resent-From")),
             may_show_bcc=carried.bcc_copy,
+            # The author knows whom he blind-copied: his own mailbox hides nothing from him.
+            hidden=(frozenset() if mailbox == carried.author
+                    else carried.hidden - self._own_addresses(mailbox_symbol_or_address, mailbox)),
             at_sink=at_sink))
+
+    def _own_addresses(self, symbol: str, mailbox: str) -> set[str]:
+        """The mailbox's address, and every alias or forward that leads to it alone."""
+        world, address = self.scenario.world, self.naming.address
+        own = {mailbox}
+        own |= {address(a) for a, targets in world.aliases if targets == (symbol,)}
+        own |= {address(f) for f, target in world.forwards if target == symbol}
+        return own
 
     def _final_users(self, symbols: Iterable[str]) -> tuple[str, ...]:
         world = self.scenario.world
@@ -273,8 +323,11 @@ class _Planner:
 
 def _bcc_copies(content: Content, to: tuple[str, ...], cc: tuple[str, ...], bcc: tuple[str, ...],
                 mode: BccMode) -> list[tuple[tuple[str, ...], Content, bool]]:
-    """(recipients, content, is-a-Bcc-copy) per copy, under one RFC 5322 §3.6.3 treatment."""
-    seen = _unique(to + cc)
+    """(recipients, content, is-a-Bcc-copy) per copy, under one RFC 5322 §3.6.3 treatment.
+
+    Recipients keep the repeats the author wrote (To and Cc naming one user, say).
+    """
+    seen = to + cc
     blind = tuple(s for s in _unique(bcc) if s not in seen)
     if mode == "strip":
         return [(seen + blind, content.without("Bcc"), False)]

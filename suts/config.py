@@ -11,7 +11,7 @@ from mailconform.specs.model import Role
 
 _KEYS = {"name", "description", "inject", "submission", "domains", "mailbox", "password",
          "password_env", "roles", "provision", "mailboxes", "expands_aliases", "timeouts",
-         "expectations"}
+         "expectations", "db"}
 _TIMEOUTS = {"connect", "reply", "quiescence", "settle"}
 _INJECT_SCHEMES = ("smtp://", "lmtp://", "lmtp:/")
 POOL_SIZE = 3
@@ -44,6 +44,8 @@ class SutConfig:
     expands_aliases: bool = False
     description: str = ""
     expectations: Path | None = None
+    db: Path | None = None
+    """Hypothesis example database directory for this SUT's runs."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     sink: str | None = None
     """Mailbox template ({address}) where the suite files what the SUT relays to remote domains."""
@@ -105,4 +107,5 @@ def _checked(data: dict[str, Any], path: Path, environ: dict[str, str]) -> SutCo
         expands_aliases=bool(data.get("expands_aliases", False)),
         description=str(data.get("description", "")),
         expectations=(path.parent / expectations) if expectations else None,
+        db=(path.parent / data["db"]) if data.get("db") else None,
         timeouts=Timeouts(**{k: float(v) for k, v in timeouts.items()}))

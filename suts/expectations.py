@@ -7,12 +7,11 @@ rule), `user-configured` (a filter the mailbox owner chose, e.g. a Sieve
 rather than loses, e.g. Courier dupfilter's 5xx at DATA).  Invariants it does
 not name are expected to pass.
 
-    python -m mailconform.suts.expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
+    mailconform expectations REPORT.json EXPECTATIONS.toml   # rewrite from a report
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import tomllib
 from dataclasses import dataclass
@@ -53,7 +52,7 @@ def load(path: Path) -> dict[str, Expectation]:
 def rewritten(report: dict[str, object], previous: dict[str, Expectation]) -> str:
     """The expectations file matching ``report``, keeping reasons for unchanged entries."""
     lines = [f"# Expected outcomes for {report['sut']}; invariants not named here are expected to pass.",
-             "# Rewrite with: python -m mailconform.suts.expectations REPORT.json THIS_FILE", ""]
+             "# Rewrite with: mailconform expectations REPORT.json THIS_FILE", ""]
     for entry in report["invariants"]:  # type: ignore[attr-defined]
         outcome = entry["outcome"]
         if outcome != "failed":  # an error is the SUT or suite breaking, never an expectation
@@ -69,15 +68,8 @@ def rewritten(report: dict[str, object], previous: dict[str, Expectation]) -> st
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("report", type=Path, help="a --report-json file")
-    parser.add_argument("expectations", type=Path, help="the expectations file to rewrite")
-    args = parser.parse_args()
-    previous = load(args.expectations) if args.expectations.exists() else {}
-    args.expectations.write_text(rewritten(json.loads(args.report.read_text()), previous))
-    print(f"wrote {args.expectations}")
+if __name__ == "__main__":  # the older spelling of `mailconform expectations`
+    import sys
 
-
-if __name__ == "__main__":
-    main()
+    from mailconform.cli import main
+    sys.exit(main(command="expectations", prog="python -m mailconform.suts.expectations"))

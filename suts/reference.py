@@ -21,7 +21,7 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, localtime, make_msgid
 from typing import Protocol
 
-from mailconform.suts.policies import Policy
+from mailconform.suts.policies import Envelope, Policy
 from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.wire.replies import Reply
 
@@ -66,18 +66,26 @@ class ReferenceServer:
 
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
         """File one copy per final mailbox of this transaction (RFC 5321 §3.9)."""
-        stamped = self._stamp(data)
+        envelope = Envelope(mail_from, tuple(rcpts))
+        stamped = self._stamp(data, envelope)
         message = _parsed(stamped)
+        refusal = self.policy.refusal(message)
+        if refusal:
+            return [refusal for _ in rcpts]
         for user in self._final_users(rcpts):
-            self._file(user, mail_from, stamped, message)
+            self._file(user, envelope, stamped, message)
         return [Reply(250, "2.0.0 filed") for _ in rcpts]
 
     def submit(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
         """As the users' submission server: strip Bcc, file local copies, relay the rest."""
-        stamped = self._stamp(self._without_bcc(data) if self.policy.strips_bcc else data)
+        envelope = Envelope(mail_from, tuple(rcpts))
+        stamped = self._stamp(self._without_bcc(data) if self.policy.strips_bcc else data, envelope)
         message = _parsed(stamped)
+        refusal = self.policy.refusal(message)
+        if refusal:
+            return [refusal for _ in rcpts]
         for user in self._final_users([r for r in rcpts if self.is_local(r)]):
-            self._file(user, mail_from, stamped, message)
+            self._file(user, envelope, stamped, message)
         remote = [r for r in rcpts if not self.is_local(r)]
         for _, group in itertools.groupby(sorted(remote, key=_domain), key=_domain):
             self.relay(mail_from, list(group), stamped)
@@ -87,23 +95,25 @@ class ReferenceServer:
         users = (u for r in rcpts for u in self.aliases.get(r.lower(), (r.lower(),)))
         return list(dict.fromkeys(users))
 
-    def _file(self, mailbox: str, mail_from: str, data: bytes, message: Message) -> None:
-        if not self.policy.admits(mailbox, message, self._held.get(mailbox, [])):
+    def _file(self, mailbox: str, envelope: Envelope, data: bytes, message: Message) -> None:
+        mail_from = envelope.mail_from
+        if not self.policy.admits(mailbox, message, self._held.get(mailbox, []), envelope):
             if self.policy.bounces_refused and mail_from:
                 self._notify(mail_from, mailbox, data)
             return
         for _ in range(self.policy.copies):
             self._keep(mailbox, with_return_path(self.policy.return_path(mail_from, message),
-                                                 self.policy.rewrite(data)))
+                                                 self.policy.rewrite(data, envelope)))
 
     def _keep(self, mailbox: str, raw: bytes) -> None:
         self.store.file(mailbox, raw)
         self._held.setdefault(mailbox, []).append(_parsed(raw))
 
-    def _stamp(self, data: bytes) -> bytes:
+    def _stamp(self, data: bytes, envelope: Envelope) -> bytes:
+        clause = self.policy.trace_for(envelope)
         received = (f"Received: from client.upstream.test (localhost [127.0.0.1])\r\n"
-                    f"\tby {self.hostname} with ESMTP id ref{next(self._ids)};"
-                    f" {format_datetime(localtime())}\r\n")
+                    f"\tby {self.hostname} with ESMTP id ref{next(self._ids)}"
+                    f"{' ' + clause if clause else ''}; {format_datetime(localtime())}\r\n")
         return received.encode() + data
 
     def _without_bcc(self, data: bytes) -> bytes:
@@ -126,8 +136,9 @@ def with_return_path(reverse_path: str, data: bytes) -> bytes:
 
 
 def file_at_remote_hosts(store: MailStore, mail_from: str, rcpts: list[str], data: bytes) -> None:
-    """The remote hosts the suite plays: file what the SUT relays, as final delivery."""
-    for rcpt in rcpts:
+    """The remote hosts the suite plays: file what the SUT relays, as final delivery; a
+    recipient named twice in one transaction gets one copy, as real MTAs merge them."""
+    for rcpt in dict.fromkeys(r.lower() for r in rcpts):
         store.file(rcpt, with_return_path(mail_from, data))
 
 

@@ -67,20 +67,19 @@ def test_every_invariant_judges_one_shared_play(tmp_path: Path) -> None:
     assert examples >= 7 * 40 and plays <= examples / 6, line
 
 
-def test_bcc_is_not_exercised_on_an_mx_only_sut(tmp_path: Path) -> None:
-    """An LMTP store is never handed a Bcc to hide: the outcome says so instead of passing."""
+def test_bcc_is_exercised_on_an_mx_only_sut(tmp_path: Path) -> None:
+    """An LMTP store is handed blind recipients next to others in one transaction (the suite's
+    upstream relay carries them so): the Bcc outcome counts those examples; unselected ones say so."""
     report_path = tmp_path / "report.json"
     result = run_suite("--sut", "embedded-lmtp", "--report-json", str(report_path),
                        "-k", "bcc or copy_per_path")
     assert result.returncode == 0, result.stdout[-2000:]
     found = entries(report_path)
     bcc = found["bcc-not-disclosed"]
-    assert (bcc["outcome"], bcc["exercised"]) == ("not-exercised", 0) and bcc["examples"] >= 40
-    assert "had to hide a Bcc" in bcc["reason"]
+    assert bcc["outcome"] == "passed" and 0 < bcc["exercised"] < bcc["examples"]
     assert found["copy-per-path"]["outcome"] == "passed" and found["copy-per-path"]["exercised"] > 0
     assert found["trace-prepend-only"] == {**found["trace-prepend-only"], "outcome": "not-exercised",
                                            "reason": "not run: not selected in this session"}
-    assert "not exercised bcc-not-disclosed" in " ".join(result.stdout.split())
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """The scenario strategy reaches the overlaps that matter, and scenarios are well formed."""
 
 from hypothesis import find, given, settings
-from hypothesis import strategies as st
 
+from mailconform.specs.model import Plan, Role, plan
+from mailconform.specs.naming import Naming
 from mailconform.specs.scenario import Resend, Scenario, SendAgain, Submit
 from mailconform.strategies import scenarios
 
@@ -47,10 +48,53 @@ def test_events_refer_to_the_world(scenario: Scenario) -> None:
             assert isinstance(event, SendAgain) and event.message in submitted
 
 
-@given(st.data())
-def test_story_names_every_event(data: st.DataObject) -> None:
-    """The readable story has one line per event after the world's lines."""
-    scenario = data.draw(scenarios())
+@given(scenario=scenarios())
+def test_story_names_every_event(scenario: Scenario) -> None:
+    """The readable story gives each event a line naming who does what to which message and whom."""
     lines = scenario.story().splitlines()
-    assert len(lines) >= len(scenario.events) + 1
-    assert lines[-len(scenario.events):][0].startswith(scenario.events[0].sender)  # type: ignore[union-attr]
+    event_lines = lines[len(lines) - len(scenario.events):]
+    for event, line in zip(scenario.events, event_lines, strict=True):
+        if isinstance(event, Submit):
+            assert line.startswith(f"{event.sender} sends {event.message} (Message-ID {event.message_id},")
+            assert f"Date {event.date}, body {event.body})" in line
+            for field, symbols in (("to", event.to), ("cc", event.cc), ("bcc", event.bcc)):
+                if symbols:
+                    assert f"{field} {', '.join(symbols)}" in line
+        elif isinstance(event, Resend):
+            rid = "with" if event.with_resent_message_id else "without"
+            assert line == (f"{event.resender} resends {event.message} to {', '.join(event.to)}"
+                            f" ({rid} Resent-Message-ID)")
+        else:
+            assert line == f"{event.message} is sent again"
+    assert lines[0] == "local users: " + ", ".join(scenario.world.local_users)
+
+
+def _plans(scenario: Scenario, roles: tuple[Role, ...]) -> Plan:
+    return plan(scenario, Naming("n0"), roles)
+
+
+def test_a_recipient_repeated_on_the_wire_is_generated() -> None:
+    """A transaction naming the same recipient twice turns up within 500 examples."""
+    def repeats(scenario: Scenario) -> bool:
+        return any(len(tx.rcpts) > len(set(tx.rcpts)) for tx in _plans(scenario, ("mx",)).injections)
+    assert repeats(find(scenarios(), repeats, settings=_SEARCH))
+
+
+def test_an_alias_and_its_target_in_one_transaction_are_generated() -> None:
+    """A transaction naming a user and an alias that reaches him turns up within 500 examples."""
+    def overlaps(scenario: Scenario) -> bool:
+        the_plan = _plans(scenario, ("mx",))
+        return any(len(e.requires[-1][1]) > 1 for e in the_plan.expected)
+    assert overlaps(find(scenarios(), overlaps, settings=_SEARCH))
+
+
+def test_mx_only_sut_is_given_blind_recipients_in_one_transaction() -> None:
+    """An mx-only SUT gets one transaction whose recipients include a blind one hidden from another."""
+    def hides(scenario: Scenario) -> bool:
+        the_plan = _plans(scenario, ("mx",))
+        for tx in the_plan.injections:
+            copies = [e for e in the_plan.expected if e.path == tx.id]
+            if any(e.hidden & set(tx.rcpts) for e in copies):
+                return True
+        return False
+    assert hides(find(scenarios(), hides, settings=_SEARCH))
