@@ -131,17 +131,17 @@ def test_budget_ends_the_run_cleanly_and_honestly(tmp_path: Path) -> None:
     """A --budget stops a long run: what ran keeps its evidence, the rest says it never ran."""
     report_path = tmp_path / "report.json"
     started = time.monotonic()
-    result = run_suite("--sut", "reference", "--budget", "3", "--report-json", str(report_path),
+    result = run_suite("--sut", "reference", "--budget", "10", "--report-json", str(report_path),
                        "--progress-every", "0.5", profile="thorough")
-    assert time.monotonic() - started < 60
+    assert time.monotonic() - started < 120
     assert result.returncode == 0, result.stdout[-2000:]
     found = list(entries(report_path).values())
-    first = found[0] if found[0]["examples"] else next(e for e in found if e["examples"])
-    assert first["outcome"] in ("passed", "not-exercised") and 0 < first["examples"] < 1000
-    assert "--budget was spent after" in first["reason"]
+    (cut,) = [e for e in found if "--budget was spent after" in e["reason"]]  # the one running then
+    assert cut["outcome"] in ("passed", "not-exercised") and 0 < cut["examples"] < 1000
     not_run = [e for e in found if not e["examples"]]
-    assert not_run and all("not run: the --budget of 3 s was spent" in e["reason"] for e in not_run)
+    assert not_run and all("not run: the --budget of 10 s was spent" in e["reason"] for e in not_run)
     assert all(e["outcome"] == "not-exercised" for e in not_run)
+    assert all(e["examples"] >= 1000 for e in found if e is not cut and e not in not_run)
     # Progress reached the terminal through pytest's output capture.
     assert "examples (" in result.stdout and " exercised), " in result.stdout
 
