@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None, prog: str = "mailconform", command: str 
     except InputError as error:
         print(f"{prog}: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except BrokenPipeError:  # the reader went away (`mailconform list | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:

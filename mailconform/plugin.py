@@ -22,7 +22,7 @@ from hypothesis.errors import InvalidArgument
 from mailconform.run import SutBroken, first_line
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.report import Report
-from mailconform.suts.base import SystemUnderTest
+from mailconform.suts.base import SutError, SystemUnderTest
 from mailconform.suts.config import load as load_config
 from mailconform.suts.expectations import Expectation
 from mailconform.suts.expectations import load as load_expectations
@@ -115,10 +115,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT] = Report(sut=_sut_name(config))
     config.stash[EXPECTED] = _expectations(config)
     config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
-    config.stash[_SETTINGS] = _conformance_settings(config)
+    config.stash[_SETTINGS] = conformance_settings(config)
 
 
-def _conformance_settings(config: pytest.Config) -> settings:
+def conformance_settings(config: pytest.Config) -> settings:
     """The profile MAILCONFORM_PROFILE names (ci when CI is set), with the chosen example database."""
     name = os.environ.get("MAILCONFORM_PROFILE") or ("ci" if os.environ.get("CI") else "default")
     if name not in PROFILES:
@@ -210,14 +210,21 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         system = resolve(config.getoption("--sut"), config.getoption("--sut-config"))
     except (ValueError, OSError, RuntimeError) as error:
         pytest.exit(f"mailconform: {error}", returncode=4)
+    report = config.stash[REPORT]
+    report.sut, report.transport = system.name, system.transport  # named, even if nothing runs
     try:
         system.preflight()
     except (OSError, RuntimeError, ProtocolError, MailboxError) as error:
         system.close()
         # Not pytest.exit: that would crash a pytest-xdist worker.  The reporting hooks record
         # an error (exit status EXIT_SUT_ERROR) and leave the other invariants "not run".
-        raise SutBroken(f"{system.name} is not ready: {first_line(error)}") from None
-    report = config.stash[REPORT]
-    report.sut, report.transport = system.name, system.transport
+        reason = error.what if isinstance(error, SutError) else first_line(error)
+        raise SutBroken(f"{system.name} is not ready: {reason}") from None
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter and capture:
+        with capture.global_and_fixture_disabled():  # shown at once, not only with a failure
+            for line in getattr(system, "notes", ()):  # where to relay, what is left behind
+                reporter.write_line(f"mailconform: {system.name}: {line}")
     yield system
     system.close()

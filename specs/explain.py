@@ -54,7 +54,8 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
     lines.append("")
     for mailbox in sorted({v.mailbox for v in violations}):
         expected = sorted((e.path for e in plan.expected if e.mailbox == mailbox), key=_number)
-        seen = Counter(str(c.path) for c in observation.copies_in(mailbox))
+        seen = Counter(str(c.path) + ("" if c.folder == "INBOX" else f" in folder {c.folder}")
+                       for c in observation.copies_in(mailbox))
         notices = [n for n in observation.notices if n.mailbox == mailbox]
         lines.append(symbolic(
             f"Mailbox {mailbox}: expected {_copies(len(expected))} (paths {', '.join(expected) or '-'}),"

@@ -8,7 +8,7 @@ unfolded here, and RFC 2047 encoded words decoded, as the registry would.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes
@@ -64,20 +64,23 @@ class Observation:
         return [c for c in self.copies if c.mailbox == mailbox]
 
 
-def observe(mailboxes: Mapping[str, list[bytes]], trace_id: re.Pattern[str],
+def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: re.Pattern[str],
             accepted: Mapping[str, frozenset[str]],
-            replies: Mapping[str, Mapping[str, str]] | None = None) -> Observation:
-    """Sort what the mailboxes hold into copies and failure notices."""
+            replies: Mapping[str, Mapping[str, str]] | None = None,
+            folders: Mapping[str, Sequence[str]] | None = None) -> Observation:
+    """Sort what the mailboxes hold into copies and failure notices; `folders` names, per mailbox,
+    the folder each message was filed in (INBOX when not given)."""
     copies: list[ObservedCopy] = []
     notices: list[Notice] = []
     for mailbox, raws in mailboxes.items():
-        for raw in raws:
+        filed_in = (folders or {}).get(mailbox) or ["INBOX"] * len(raws)
+        for raw, folder in zip(raws, filed_in, strict=True):
             parsed = message_from_bytes(raw)
             notice = _as_notice(mailbox, parsed)
             if notice:
                 notices.append(replace(notice, raw=raw))
             else:
-                copy = ObservedCopy(mailbox, raw, _path(parsed, trace_id))
+                copy = ObservedCopy(mailbox, raw, _path(parsed, trace_id), folder)
                 copy.__dict__["message"] = parsed  # parsed once: seed the cached property
                 copies.append(copy)
     return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))

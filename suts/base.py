@@ -56,7 +56,9 @@ class SutError(RuntimeError):
 
     def __init__(self, sut: str, step: str, detail: str, last_reply: str | None = None) -> None:
         said = f" (last reply: {last_reply})" if last_reply else ""
-        super().__init__(f"{sut}: {detail} at {step}{said}")
+        self.what = f"{detail} at {step}{said}"
+        """The message without the SUT's name, for lines that name it already."""
+        super().__init__(f"{sut}: {self.what}")
         self.sut, self.step, self.detail, self.last_reply = sut, step, detail, last_reply
 
 

@@ -1,7 +1,7 @@
 """The embedded default SUT: the reference delivery logic served by aiosmtpd on loopback.
 
-It files into real Maildirs, relays its users' mail for remote domains to a
-sink server the suite plays (also real SMTP), and can run any named policy, so
+It files into real Maildirs, relays its users' mail for remote domains to the
+suite's sink (real SMTP, as for any SUT), and can run any named policy, so
 the known-bad rules are caught over the wire exactly as in-process.
 
 Its Maildirs live on tmpfs (/dev/shm) when the machine has one, else in the
@@ -26,7 +26,8 @@ from mailconform.specs.model import Plan
 from mailconform.suts.config import SutConfig, Timeouts
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.policies import policy as named_policy
-from mailconform.suts.reference import ReferenceServer, file_at_remote_hosts
+from mailconform.suts.reference import ReferenceServer
+from mailconform.suts.sink import Sink
 from mailconform.suts.wire import EmbeddedServer, Injector, Reply
 
 TMPFS = Path("/dev/shm")
@@ -87,20 +88,6 @@ class _Submission(_Mx):
         return self.server.submit(mail_from, rcpts, data)
 
 
-class _Sink:
-    """The remote hosts the suite plays: accept everything, file it as final delivery."""
-
-    def __init__(self, store: MaildirStore) -> None:
-        self.store = store
-
-    def rcpt(self, address: str) -> Reply:
-        return Reply(250, "2.1.5 ok")
-
-    def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
-        file_at_remote_hosts(self.store, mail_from, rcpts, data)
-        return [Reply(250, "2.0.0 filed") for _ in rcpts]
-
-
 class EmbeddedSUT(NetworkSUT):
     """`root`: where the Maildirs go (default: a temporary directory, removed by close());
     `port`: the mx server's port, the submission server's is the next one (default: free ports)."""
@@ -110,35 +97,32 @@ class EmbeddedSUT(NetworkSUT):
         self._own_root = root is None
         self._root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
         self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
-        self._sink_store = MaildirStore(self._root / "sink", self._sweeper)
-        self._sink = EmbeddedServer(_Sink(self._sink_store), hostname="remote.upstream.test")
-        self._sink.start()
-        self._relay_client = Injector(self._sink.url, sut="the suite's sink")
+        sink = Sink()
+        self._relay_client = Injector(sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
         self._mx_store = MaildirStore(self._root / "mx", self._sweeper)
         self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
-        self._servers = [self._sink, EmbeddedServer(_Mx(self._reference), protocol=protocol, port=port)]
+        self._servers = [EmbeddedServer(_Mx(self._reference), protocol=protocol, port=port)]
         if protocol == "smtp":  # LMTP is for final delivery only (RFC 2033)
             self._servers.append(EmbeddedServer(_Submission(self._reference), port=port and port + 1))
-        for server in self._servers[1:]:
+        for server in self._servers:
             server.start()
         kind = "embedded" if protocol == "smtp" else "embedded-lmtp"
         super().__init__(SutConfig(
             name=kind if policy_name == "reference" else f"{kind}:{policy_name}",
-            inject=self._servers[1].url,
-            submission=self._servers[2].url if protocol == "smtp" else None,
+            inject=self._servers[0].url,
+            submission=self._servers[1].url if protocol == "smtp" else None,
             roles=frozenset({"mx", "submission"}) if protocol == "smtp" else frozenset({"mx"}),
             domains=("isp.test",), mailbox=self._mx_store.template,
-            expands_aliases=True, sink=self._sink_store.template,
-            # It files before it answers, so there is nothing to wait for.
-            timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
-            before_play=self._reset)
+            expands_aliases=True, sink=sink.url,
+            # It files (and relays) before it answers: nothing to wait for.
+            delivery="synchronous", timeouts=Timeouts(connect=5, reply=30, quiescence=5, settle=0)),
+            before_play=self._reset, sink=sink)
+        self.notes = ()  # everything it uses is its own, and removed as it goes
 
     def _reset(self, plan: Plan) -> None:
         self._reference.aliases = dict(plan.aliases)
-        # The sink's addresses recur in every example, so it starts empty each play.
-        self._sink_store.empty()
         if plan.naming.nonce != self._nonce:
             # A new example names fresh mailboxes: what the store holds can go, or it piles up.
             # A plan played again (a two-play experiment) finds its mailboxes as it left them.

@@ -11,12 +11,13 @@ import contextlib
 import re
 import smtplib
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from mailconform.suts.wire.replies import ProtocolError, Reply, TransactionReply
 
@@ -41,17 +42,31 @@ def wire_body(data: bytes) -> bytes:
     return body + b".\r\n"
 
 
+_OPTIONS = frozenset({"starttls", "insecure"})
+
+
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a server listens: a TCP (host, port) or a Unix socket path (LMTP only)."""
+    """Where a server listens: a TCP (host, port) or a Unix socket path (LMTP only).
+
+    `?starttls` upgrades the connection before anything else is said (a submission
+    port); `?insecure` accepts a self-signed certificate.
+    """
 
     url: str
     protocol: Literal["smtp", "lmtp"]
     address: tuple[str, int] | str
+    starttls: bool = False
+    insecure: bool = False
 
     @classmethod
     def parse(cls, url: str) -> Endpoint:
         parts = urlsplit(url)
+        options = parse_qs(parts.query, keep_blank_values=True)
+        if not _OPTIONS.issuperset(options):
+            raise ValueError(f"{url}: unknown options {sorted(set(options) - _OPTIONS)};"
+                             f" known: {sorted(_OPTIONS)}")
+        tls = {"starttls": "starttls" in options, "insecure": "insecure" in options}
         if parts.scheme == "smtp":
             protocol: Literal["smtp", "lmtp"] = "smtp"
         elif parts.scheme == "lmtp":
@@ -59,9 +74,9 @@ class Endpoint:
         else:
             raise ValueError(f"not an smtp:// or lmtp:// URL: {url!r}")
         if parts.hostname:
-            return cls(url, protocol, (parts.hostname, parts.port or DEFAULT_PORTS[protocol]))
+            return cls(url, protocol, (parts.hostname, parts.port or DEFAULT_PORTS[protocol]), **tls)
         if protocol == "lmtp" and parts.path.startswith("/"):
-            return cls(url, protocol, parts.path)
+            return cls(url, protocol, parts.path, **tls)
         raise ValueError(f"expected smtp://HOST:PORT, lmtp://HOST:PORT or lmtp:/socket/path, got {url!r}")
 
     def connect(self, timeout: float) -> socket.socket:
@@ -92,6 +107,13 @@ class Transcript(list[str]):
         for line in lines:
             self.append(line)
 
+    def adopt(self, reply: TransactionReply) -> None:
+        """Add another transaction's lines, keeping the times they were written."""
+        times = reply.times if len(reply.times) == len(reply.transcript) else [time.time()] * len(
+            reply.transcript)
+        super().extend(reply.transcript)
+        self.times.extend(times)
+
 
 class _Dropped(ProtocolError):
     """The server closed the connection (the one failure worth a reconnect)."""
@@ -117,6 +139,8 @@ class _Wire:
                                 f"nothing accepts connections at {endpoint.url} ({err})") from err
         sock.settimeout(reply_timeout)
         self._smtp.sock = sock
+        # smtplib.starttls() checks the certificate against the host connect() would have kept.
+        self._smtp._host = endpoint.address[0] if isinstance(endpoint.address, tuple) else ""  # type: ignore[attr-defined]
         try:
             greeting = self.read("greeting", _completion)
             if greeting.code != 220:
@@ -156,6 +180,36 @@ class _Wire:
             raise ProtocolError(self.sut, step, self.transcript, f"unexpected reply {code}")
         return Reply(code, text)
 
+    def secure_and_login(self, endpoint: Endpoint, helo: str, login: Login | None) -> None:
+        """STARTTLS and AUTH, as smtplib does them (it picks PLAIN, LOGIN or CRAM-MD5)."""
+        smtp, step = self._smtp, "EHLO"
+        try:
+            if endpoint.starttls:
+                step = "STARTTLS"
+                context = ssl.create_default_context()
+                if endpoint.insecure:
+                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                self.transcript.append("C: STARTTLS")
+                smtp.ehlo(helo)
+                code, text = smtp.starttls(context=context)
+                self.transcript.append(f"S: {code} {text.decode('utf-8', 'replace')}")
+                step = "EHLO"
+                self.transcript.append(f"C: EHLO {helo} (inside TLS)")
+                smtp.ehlo(helo)
+            if login is not None:
+                step = "AUTH"
+                smtp.ehlo_or_helo_if_needed()
+                self.transcript.append(f"C: AUTH (as {login.user})")
+                code, text = smtp.login(login.user, login.password)
+                self.transcript.append(f"S: {code} {text.decode('utf-8', 'replace')}")
+        except smtplib.SMTPResponseException as err:
+            said = err.smtp_error.decode("utf-8", "replace") if isinstance(err.smtp_error, bytes) \
+                else str(err.smtp_error)
+            self.transcript.append(f"S: {err.smtp_code} {said}")
+            raise ProtocolError(self.sut, step, self.transcript, f"{step} refused") from err
+        except (smtplib.SMTPException, OSError) as err:
+            raise ProtocolError(self.sut, step, self.transcript, f"{step} failed: {err}") from err
+
     def reset(self) -> bool:
         """Send RSET; False (and the connection closed) if the server had dropped it."""
         try:
@@ -185,14 +239,37 @@ class _Wire:
             raise _Dropped(self.sut, step, self.transcript, "the server closed the connection") from err
 
 
+@dataclass(frozen=True)
+class Login:
+    """SMTP AUTH credentials (RFC 4954), for a submission server (RFC 6409 §4.3)."""
+
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How an upstream MTA treats a 4xx (RFC 5321 §4.5.4.1): try again later, a bounded number
+    of times. The wait doubles after each attempt: 0.25, 0.5, 1, 2 s by default -- enough for a
+    greylisting store on loopback, which accepts the first retry."""
+
+    attempts: int = 5
+    delay: float = 0.25
+
+
 class Injector:
     """Sends mail transactions to one SMTP or LMTP server over a reused connection."""
 
     def __init__(self, url: str, *, sut: str, connect_timeout: float = 5,
-                 reply_timeout: float = 30, helo: str = "upstream.test") -> None:
+                 reply_timeout: float = 30, helo: str = "upstream.test",
+                 retry: Retry = Retry(attempts=1), login: Login | None = None) -> None:
         self.endpoint = Endpoint.parse(url)
         self.sut = sut
         self.helo = helo
+        self.retry = retry
+        self.login = login
+        self.last_reply: str | None = None
+        """The last reply line this server sent, for error messages."""
         self._connect_timeout = connect_timeout
         self._reply_timeout = reply_timeout
         self._wire: _Wire | None = None
@@ -205,7 +282,29 @@ class Injector:
         self.close()
 
     def send(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
-        """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError."""
+        """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError.
+
+        Recipients refused with a 4xx (at MAIL, RCPT or the final dot) are tried again in a new
+        transaction, up to `retry.attempts` in all; each recipient's replies are those of its last
+        attempt, so one finally accepted owes a copy and one still refused is a refusal.
+        """
+        final: dict[str, TransactionReply] = {}
+        transcript = Transcript()
+        pending = list(rcpts)
+        for attempt in range(1, self.retry.attempts + 1):
+            reply = self._send_once(mail_from, pending, data)
+            transcript.adopt(reply)
+            final.update(dict.fromkeys(pending, reply))
+            pending = [r for r in dict.fromkeys(pending) if _temporary(reply, r)]
+            if not pending or attempt == self.retry.attempts:
+                break
+            wait = self.retry.delay * 2 ** (attempt - 1)
+            transcript.append(f"-- 4xx for {', '.join(pending)}: trying again in {wait:g} s"
+                              f" (attempt {attempt + 1} of {self.retry.attempts})")
+            time.sleep(wait)
+        return _merged(final, transcript)
+
+    def _send_once(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
         transcript = Transcript()
         try:
             reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
@@ -218,6 +317,9 @@ class Injector:
         except ProtocolError:
             self._forget_connection()  # its state is unknown now
             raise
+        finally:
+            self.last_reply = next((line[3:] for line in reversed(transcript) if line.startswith("S: ")),
+                                   self.last_reply)
 
     def close(self) -> None:
         if self._wire is not None:
@@ -234,6 +336,9 @@ class Injector:
         self._wire = _Wire(self.endpoint, sut=self.sut, connect_timeout=self._connect_timeout,
                            reply_timeout=self._reply_timeout, transcript=transcript)
         hello = "LHLO" if self.endpoint.protocol == "lmtp" else "EHLO"
+        if self.endpoint.starttls or self.login:
+            self._wire.secure_and_login(self.endpoint, self.helo, self.login)
+            return self._wire
         reply = self._wire.command(f"{hello} {self.helo}")
         if reply.code != 250:
             raise ProtocolError(self.sut, hello, transcript, f"{hello} answered {reply.code}")
@@ -283,6 +388,35 @@ class Injector:
         if self._wire is not None:
             self._wire.close()
             self._wire = None
+
+
+def _deciding(reply: TransactionReply, rcpt: str) -> Reply | None:
+    """The reply that settled `rcpt`'s fate in this transaction; None if it was never sent."""
+    if not reply.mail.accepted:
+        return reply.mail
+    rcpt_reply = reply.rcpts.get(rcpt)
+    if rcpt_reply is None or not rcpt_reply.accepted:
+        return rcpt_reply
+    return reply.data.get(rcpt)
+
+
+def _temporary(reply: TransactionReply, rcpt: str) -> bool:
+    deciding = _deciding(reply, rcpt)
+    return deciding is None or 400 <= deciding.code < 500
+
+
+def _merged(final: dict[str, TransactionReply], transcript: Transcript) -> TransactionReply:
+    """One reply per recipient, each from its last attempt; MAIL's from an attempt that delivered."""
+    replies = list(final.values())
+    mail = next((r.mail for r in replies if any(r.delivered_to(a) for a in r.data)), replies[-1].mail)
+    rcpts: dict[str, Reply] = {}
+    data: dict[str, Reply] = {}
+    for rcpt, reply in final.items():
+        if rcpt in reply.rcpts:
+            rcpts[rcpt] = reply.rcpts[rcpt]
+        if rcpt in reply.data:
+            data[rcpt] = reply.data[rcpt]
+    return TransactionReply(mail, rcpts, data, tuple(transcript), tuple(transcript.times))
 
 
 def _closing(reply: TransactionReply) -> bool:

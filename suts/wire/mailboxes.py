@@ -1,4 +1,4 @@
-"""Read a mailbox (its INBOX) back by URL: Maildir, POP3 or IMAP.
+"""Read a mailbox back by URL: Maildir (with Maildir++ folders), POP3 (INBOX only) or IMAP (every folder).
 
 URL forms: maildir:/abs/path, pop3://user@host:port, pop3s://..., imap://...,
 imaps://...; `?starttls` upgrades a plain connection, `?insecure` skips
@@ -14,6 +14,7 @@ import mailbox
 import math
 import os
 import poplib
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,17 +22,29 @@ from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+_LIST_REPLY = re.compile(r'\((?P<flags>[^)]*)\)\s+(?:"[^"]*"|NIL)\s+(?P<name>.+)$')
+"""One LIST response: (flags) delimiter name; the name quoted or an atom (literals are joined)."""
 DEFAULT_PORTS = {"pop3": 110, "pop3s": 995, "imap": 143, "imaps": 993}
 _OPTIONS = frozenset({"starttls", "insecure"})
 
 
+INBOX = "INBOX"
+
+Filed = tuple[str, bytes]
+"""(folder, raw message): where in the mailbox a message was filed."""
+
+
 class MailboxReader(Protocol):
     def messages(self) -> list[bytes]:
-        """Every message in the mailbox, raw, oldest first; changes nothing."""
+        """Every message in the INBOX, raw, oldest first; changes nothing."""
+        ...
+
+    def filed(self) -> list[Filed]:
+        """Every message in every folder the protocol shows, INBOX first, each folder oldest first."""
         ...
 
     def clear(self) -> None:
-        """Delete every message."""
+        """Delete every message, in every folder."""
         ...
 
 
@@ -78,7 +91,8 @@ class Account:
 
 
 class MaildirMailbox:
-    """A Maildir's new/ and cur/; a Maildir that does not exist yet is empty."""
+    """A Maildir's new/ and cur/, and its Maildir++ folders (`.Name/`, shown as "Name");
+    a Maildir that does not exist yet is empty."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -91,10 +105,31 @@ class MaildirMailbox:
         keys = sorted(maildir.iterkeys(), key=lambda key: (arrived.get(key, math.inf), key))
         return [maildir.get_bytes(key) for key in keys]
 
+    def filed(self) -> list[Filed]:
+        found = [(INBOX, raw) for raw in self.messages()]
+        for folder in self._folders():
+            found += [(folder, raw) for raw in MaildirMailbox(self._folder_path(folder)).messages()]
+        return found
+
     def clear(self) -> None:
         maildir = self._open()
         if maildir is not None:
             maildir.clear()
+        for folder in self._folders():
+            MaildirMailbox(self._folder_path(folder)).clear()
+
+    def _folders(self) -> list[str]:
+        """Maildir++ folder names: the `.Name` directories beside new/ and cur/."""
+        try:
+            entries = os.scandir(self.path)
+        except FileNotFoundError:
+            return []
+        with entries:
+            return sorted(entry.name[1:] for entry in entries
+                          if entry.name.startswith(".") and entry.name not in (".", "..") and entry.is_dir())
+
+    def _folder_path(self, folder: str) -> str:
+        return os.path.join(self.path, "." + folder)
 
     def _arrival_times(self, colon: str) -> dict[str, float]:
         """Each message's mtime by Maildir key (its file name before the info part).
@@ -115,7 +150,10 @@ class MaildirMailbox:
 
 
 class Pop3Mailbox:
-    """A POP3 maildrop: RETR everything and QUIT (no DELE) to read; DELE to clear."""
+    """A POP3 maildrop: RETR everything and QUIT (no DELE) to read; DELE to clear.
+
+    POP3 shows the INBOX only (RFC 1939 has no folders): a copy filed elsewhere is invisible.
+    """
 
     def __init__(self, account: Account, timeout: float) -> None:
         self.account = account
@@ -127,6 +165,9 @@ class Pop3Mailbox:
             # retr() strips CRLF and undoes dot-stuffing per line; put the line ends back.
             return [b"".join(line + b"\r\n" for line in pop.retr(number)[1])
                     for number in range(1, count + 1)]
+
+    def filed(self) -> list[Filed]:
+        return [(INBOX, raw) for raw in self.messages()]
 
     def clear(self) -> None:
         with self._session("clearing") as pop:
@@ -155,7 +196,10 @@ class Pop3Mailbox:
 
 
 class ImapMailbox:
-    """An IMAP INBOX: EXAMINE and BODY.PEEK[] to read (no flag changes); \\Deleted + EXPUNGE to clear."""
+    """IMAP folders: EXAMINE and BODY.PEEK[] to read (no flag changes); \\Deleted + EXPUNGE to clear.
+
+    `filed()` reads every selectable folder LIST shows (RFC 9051 §6.3.9), INBOX first.
+    """
 
     def __init__(self, account: Account, timeout: float) -> None:
         self.account = account
@@ -163,27 +207,52 @@ class ImapMailbox:
 
     def messages(self) -> list[bytes]:
         with self._session("reading") as imap:
-            if self._select(imap, readonly=True) == 0:
-                return []
-            status, items = imap.fetch("1:*", "(BODY.PEEK[])")
-            if status != "OK":
-                raise MailboxError(f"{self.account.url}: FETCH answered {status} {items!r}")
-            # Literals come as (b'SEQ (BODY[] {SIZE}', raw) pairs among plain closing parts.
-            fetched = sorted((int(item[0].split(b" ", 1)[0]), item[1])
-                             for item in items if isinstance(item, tuple))
-            return [raw for _, raw in fetched]
+            return self._fetch_all(imap, INBOX)
+
+    def filed(self) -> list[Filed]:
+        with self._session("reading") as imap:
+            return [(folder, raw) for folder in self._folders(imap)
+                    for raw in self._fetch_all(imap, folder)]
 
     def clear(self) -> None:
         with self._session("clearing") as imap:
-            if self._select(imap, readonly=False) > 0:
-                imap.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
-                imap.expunge()
+            for folder in self._folders(imap):
+                if self._select(imap, folder, readonly=False) > 0:
+                    imap.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
+                    imap.expunge()
 
-    def _select(self, imap: imaplib.IMAP4, *, readonly: bool) -> int:
-        """SELECT (or, read-only, EXAMINE) the INBOX; the number of messages in it."""
-        status, data = imap.select("INBOX", readonly=readonly)
+    def _fetch_all(self, imap: imaplib.IMAP4, folder: str) -> list[bytes]:
+        if self._select(imap, folder, readonly=True) == 0:
+            return []
+        status, items = imap.fetch("1:*", "(BODY.PEEK[])")
         if status != "OK":
-            raise MailboxError(f"{self.account.url}: cannot open INBOX: {status} {data!r}")
+            raise MailboxError(f"{self.account.url}: FETCH in {folder} answered {status} {items!r}")
+        # Literals come as (b'SEQ (BODY[] {SIZE}', raw) pairs among plain closing parts.
+        fetched = sorted((int(item[0].split(b" ", 1)[0]), item[1])
+                         for item in items if isinstance(item, tuple))
+        return [raw for _, raw in fetched]
+
+    def _folders(self, imap: imaplib.IMAP4) -> list[str]:
+        """Every selectable folder, INBOX first."""
+        status, listed = imap.list()
+        if status != "OK":
+            raise MailboxError(f"{self.account.url}: LIST answered {status} {listed!r}")
+        names = []
+        for item in listed:
+            # A name sent as a literal arrives as (b'(flags) "/" {5}', b'Hello').
+            line, literal = item if isinstance(item, tuple) else (item, None)
+            found = _LIST_REPLY.match(line.decode("utf-8", "replace")) if line else None
+            if found and "\\noselect" not in found["flags"].lower():
+                name = literal.decode("utf-8", "replace") if literal is not None else found["name"]
+                names.append(name[1:-1].replace('\\"', '"') if name.startswith('"') else name)
+        return sorted(set(names) | {INBOX}, key=lambda n: (n.upper() != INBOX, n))
+
+    def _select(self, imap: imaplib.IMAP4, folder: str, *, readonly: bool) -> int:
+        """SELECT (or, read-only, EXAMINE) a folder; the number of messages in it."""
+        quoted = '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        status, data = imap.select(quoted, readonly=readonly)
+        if status != "OK":
+            raise MailboxError(f"{self.account.url}: cannot open {folder}: {status} {data!r}")
         return int(data[0] or b"0")
 
     @contextmanager

@@ -133,3 +133,11 @@ def test_python_m_spellings_reach_the_same_command(module: str, tmp_path: Path) 
     else:
         assert result.returncode == USAGE_ERROR
         assert result.stderr == f"python -m {module}: {tmp_path / 'none.json'}: No such file or directory\n"
+
+
+def test_reader_that_stops_early_gets_no_traceback() -> None:
+    """`mailconform list | head -1`: the command stops quietly when its reader goes away."""
+    result = subprocess.run(f"{sys.executable} -m mailconform list | head -1", shell=True, cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.stdout.startswith("Systems under test")
+    assert result.stderr == ""

@@ -17,7 +17,7 @@ def pytest_in(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[
     """pytest as a project that loads the mailconform plugin runs it (the checkout on its path)."""
     ours = ("CI", "MAILCONFORM_PROFILE", "MAILCONFORM_DB")
     environ = {k: v for k, v in os.environ.items() if k not in ours}
-    environ.update(PYTHONPATH=str(ROOT), **env)
+    environ.update({"PYTHONPATH": str(ROOT), **env})
     return subprocess.run([sys.executable, "-m", "pytest", "-p", "mailconform.plugin", *args], cwd=cwd,
                           env=environ, capture_output=True, text=True, timeout=300)
 
@@ -123,3 +123,24 @@ def test_parallel_run_reports_what_a_serial_run_does(tmp_path: Path) -> None:
     assert parallel == serial
     assert ("bcc-not-disclosed", "failed", True) in serial[2]
     assert {outcome for _, outcome, _ in serial[2]} == {"passed", "failed"}
+
+
+@pytest.mark.parametrize(("option", "env", "chosen"), [
+    ((), {}, "beside-the-toml"), (("--db=from-option",), {"MAILCONFORM_DB": "from-env"}, "from-option"),
+    ((), {"MAILCONFORM_DB": "from-env"}, "from-env")])
+def test_database_from_option_environment_or_toml(tmp_path: Path, option: tuple[str, ...],
+                                                  env: dict[str, str], chosen: str) -> None:
+    """--db wins over MAILCONFORM_DB, which wins over the --sut-config's `db` (relative to the TOML)."""
+    config = tmp_path / "configs" / "store.toml"
+    config.parent.mkdir()
+    config.write_text('name = "store"\ninject = "smtp://127.0.0.1:2525"\ndomains = ["isp.test"]\n'
+                      'mailbox = "maildir:/srv/{local}"\ndb = "beside-the-toml"\n')
+    (tmp_path / "show_db.py").write_text(
+        "from mailconform.plugin import conformance_settings\n\n"
+        "def pytest_collection_finish(session):\n"
+        "    print('DATABASE', conformance_settings(session.config).database)\n")
+    result = pytest_in(tmp_path, "--co", "-q", "-p", "show_db", f"--sut-config={config}", *option,
+                       PYTHONPATH=f"{ROOT}{os.pathsep}{tmp_path}", **env)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("DATABASE"))
+    where = {"beside-the-toml": config.parent / chosen}.get(chosen, Path(chosen))
+    assert line == f"DATABASE DirectoryBasedExampleDatabase({where!r})"

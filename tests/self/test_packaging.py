@@ -113,7 +113,7 @@ def test_installed_command_runs_the_suite_from_a_user_project(venv: Path, user_p
         assert result.returncode == 0, f"run {attempt}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
         assert "mailconform: report written to" in result.stdout
         found = outcomes(report)
-        assert found.pop("bcc-not-disclosed") == "not-exercised"  # an mx-only store has no Bcc to hide
+        # The suite's upstream relay carries blind recipients even to an mx-only store.
         assert set(found.values()) == {"passed"}
     assert not (user_project / "conftest-was-loaded").exists()
     own = run(venv / "bin" / "python", "-m", "pytest", "-q", cwd=user_project)

@@ -181,6 +181,8 @@ def test_a_copy_filed_late_is_late_delivery_not_loss(tmp_path: Path) -> None:
     config = tmp_path / "late.toml"
     config.write_text(f'name = "late-mx"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
                       f'mailbox = "maildir:{root}/{{local}}/Maildir"\n'
+                      # Wrongly said to file before it answers: no barrier waits for the copies.
+                      'delivery = "synchronous"\n'
                       '[timeouts]\nquiescence = 3\nsettle = 0.2\n')
     report_path = tmp_path / "report.json"
     try:

@@ -82,12 +82,14 @@ class Dovecot:
         return f"{scheme}://{user.replace('@', '%40')}@127.0.0.1:{self.ports[scheme]}" + (
             f"?{options}" if options else "")
 
-    def append(self, user: str, raw: bytes) -> None:
-        """Put `raw` into `user`'s INBOX the way Dovecot stores it (IMAP APPEND)."""
+    def append(self, user: str, raw: bytes, folder: str = "INBOX") -> None:
+        """Put `raw` into `user`'s folder the way Dovecot stores it (IMAP CREATE if needed, APPEND)."""
         imap = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=5)
         try:
             imap.login(user, PASSWORD)
-            status, detail = imap.append("INBOX", "", None, raw)
+            if folder != "INBOX":
+                imap.create(f'"{folder}"')  # NO when it exists already: fine
+            status, detail = imap.append(f'"{folder}"', "", None, raw)
             assert status == "OK", detail
         finally:
             imap.logout()

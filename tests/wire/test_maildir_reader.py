@@ -63,3 +63,17 @@ def test_clear_empties_the_maildir(tmp_path: Path) -> None:
     reader = open_mailbox(f"maildir:{root}")
     reader.clear()
     assert reader.messages() == []
+
+
+def test_maildir_plus_plus_folders_are_read_and_named(tmp_path: Path) -> None:
+    """filed() reads INBOX then every Maildir++ folder (`.Name`, shown as "Name"); clear() empties all."""
+    root = tmp_path / "Maildir"
+    inbox = mailbox.Maildir(root)
+    inbox.add(FIRST)
+    inbox.add_folder("Duplicates").add(SECOND)
+    inbox.add_folder("Lists.Team").add(THIRD)
+    reader = open_mailbox(f"maildir:{root}")
+    assert reader.filed() == [("INBOX", FIRST), ("Duplicates", SECOND), ("Lists.Team", THIRD)]
+    assert reader.messages() == [FIRST]
+    reader.clear()
+    assert reader.filed() == []

@@ -50,6 +50,21 @@ def test_clear_deletes_everything(dovecot: Dovecot, user: str, scheme: str, opti
     assert reader.messages() == []
 
 
+def test_imap_shows_every_folder_pop3_only_the_inbox(dovecot: Dovecot, user: str) -> None:
+    """filed() reads every IMAP folder (INBOX first) and says which; POP3 sees the INBOX only;
+    clear() empties every folder."""
+    dovecot.append(user, MESSAGES[0])
+    dovecot.append(user, MESSAGES[1], folder="Duplicates")
+    dovecot.append(user, MESSAGES[2], folder="Lists and more")
+    imap = open_mailbox(dovecot.url("imap", user), password=PASSWORD)
+    assert imap.filed() == [("INBOX", MESSAGES[0]), ("Duplicates", MESSAGES[1]),
+                            ("Lists and more", MESSAGES[2])]
+    assert imap.messages() == [MESSAGES[0]]
+    assert open_mailbox(dovecot.url("pop3", user), password=PASSWORD).filed() == [("INBOX", MESSAGES[0])]
+    imap.clear()
+    assert imap.filed() == []
+
+
 def test_empty_mailbox(dovecot: Dovecot, user: str) -> None:
     """A mailbox never delivered to reads as empty over IMAP and POP3."""
     for scheme in ("imap", "pop3"):

@@ -1,0 +1,63 @@
+"""Knowing when a queueing server has finished: barriers, filtered out, never dropped as duplicates."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mailconform.strategies import SEED_STORY
+from mailconform.suts.base import execute
+from mailconform.suts.config import load
+from mailconform.suts.network import BARRIER_FIELD, NetworkSUT
+from tests.self.test_trust_servers import STORE, free_port
+
+
+@pytest.fixture
+def queueing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[NetworkSUT, Path]]:
+    """A store filing 0.3-0.6 s after its 250 (plus the flags the test names), as a NetworkSUT."""
+    port, root = free_port(), tmp_path / "mail"
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
+                                "--queue", "0.3", "0.6", *getattr(request, "param", ())],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout and process.stdout.readline().strip() == "ready"
+    config = tmp_path / "sut.toml"
+    config.write_text(f'name = "queue"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
+                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n')
+    sut = NetworkSUT(load(config, {}))
+    try:
+        yield sut, root
+    finally:
+        sut.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def filed(root: Path) -> list[bytes]:
+    return [path.read_bytes() for path in root.glob("*/Maildir/new/*")]
+
+
+def test_barriers_wait_for_the_queue_and_are_not_observed(queueing: tuple[NetworkSUT, Path]) -> None:
+    """Both seed-story copies are seen although filed after the 250; the barrier was filed too,
+    but is not part of the observation."""
+    sut, root = queueing
+    run = execute(sut, SEED_STORY)
+    assert sorted(c.path or "" for c in run.observation.copies) == sorted(
+        e.path for e in run.plan.expected)
+    assert not any(BARRIER_FIELD in c.raw for c in run.observation.copies)
+    assert any(BARRIER_FIELD in raw for raw in filed(root))
+    assert 0.3 <= run.observation.waited < 3
+
+
+@pytest.mark.parametrize("queueing", [("--dedup",)], indirect=True)
+def test_a_deduplicating_store_files_the_barrier(queueing: tuple[NetworkSUT, Path]) -> None:
+    """Barriers carry their own Message-ID: a store dropping repeated Message-IDs still files them,
+    so the wait ends on the barrier (not the bound) and the dropped copy is missing."""
+    sut, root = queueing
+    run = execute(sut, SEED_STORY)
+    assert len(run.observation.copies) == 1
+    assert any(BARRIER_FIELD in raw for raw in filed(root))
+    assert run.observation.waited < 3  # the quiescence bound is 10 s
