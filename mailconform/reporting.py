@@ -94,7 +94,7 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
 def _progress_writer(config: pytest.Config) -> Any:
     capture = config.pluginmanager.getplugin("capturemanager")
     terminal = config.pluginmanager.getplugin("terminalreporter")
-    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    worker = getattr(config, "workerinput", {}).get("workerid")
 
     def write(line: str) -> None:
         # Past pytest's output capture: progress is for the person watching the run.  An xdist
@@ -146,7 +146,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         item.config.stash[_BROKEN] = invariant
     report.mailconform = {  # type: ignore[attr-defined]
         "invariant": invariant, "result": asdict(result),
-        "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "process": getattr(item.config, "workerinput", {}).get("workerid", "main"),
         **({"sut": judging.player.sut.name, "transport": judging.player.sut.transport,
             "player": {"plays": judging.player.plays, "hits": judging.player.hits,
                        "offered": judging.player.offered, "refused": judging.player.refused}}
