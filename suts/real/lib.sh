@@ -295,3 +295,44 @@ cyrus_up() {
         </dev/null >>"$S/log/master.out" 2>&1 &
     record_pid cyrus-master $!
 }
+
+# courier_conf PORT -- Courier keeps its configuration only in /etc/courier: the
+# settings below are rewritten there at each start. ESMTP on 127.0.0.1:PORT for
+# isp.test without DNS checks, an empty queue, no global filter running. The
+# profile writes $COURIER_DEFAULT: the delivery instructions of every local part.
+courier_conf() {
+    local etc=/etc/courier f
+    rm -rf "$S/courier"; mkdir -p "$S/courier"; chown courier:courier "$S/courier" "$S/mail"
+    echo mx.isp.test >$etc/me; echo isp.test >$etc/defaultdomain; printf 'localhost\nisp.test\n' >$etc/locals
+    rm -rf $etc/esmtpacceptmailfor.dir; mkdir $etc/esmtpacceptmailfor.dir
+    echo isp.test >$etc/esmtpacceptmailfor.dir/isp.test; makeacceptmailfor
+    sed -i '/^# mailconform/,$d' $etc/esmtpd
+    cat >>$etc/esmtpd <<EOF
+# mailconform $NAME (rewritten by start): loopback only, no DNS or ident checks
+ADDRESS=127.0.0.1
+PORT=$1
+BOFHCHECKDNS=0
+TARPIT=0
+TCPDOPTS="-stderrlogger=/usr/sbin/courierlogger -noidentlookup -nodnslookup"
+ESMTPDSTART=YES
+EOF
+    for f in $etc/filters/active/*; do [ -e "$f" ] && filterctl stop "$(basename "$f")"; done
+    # Courier answers 456 at RCPT for recipients with recent deferred deliveries
+    find /var/lib/courier/msgq /var/lib/courier/msgs /var/lib/courier/track -mindepth 1 -delete
+    COURIER_DEFAULT=$etc/aliasdir/.courier-default
+}
+
+# courier_up PORT -- authdaemond (local address lookups), the global filters,
+# courierd, esmtpd. They log only to syslog and detach, writing no PID we can
+# use: once ESMTP answers, their processes are found by name and recorded.
+courier_up() {
+    devlog_listen
+    local cmd
+    for cmd in "authdaemond start" "courierfilter start" "courier start" "esmtpd start"; do
+        $cmd >>"$S/log/courier.start.log" 2>&1 || die "$cmd failed: $(tail -5 "$S/log/courier.start.log")"
+    done
+    ready "smtp:$1"
+    for cmd in $(ps -e -o pid=,stat=,comm= | awk '$2 !~ /^Z/ && $3 ~ /^(authdaemond|courierd|couriertcpd|courierlogger|courierfilter|dupfilter)$/ {print $1}'); do
+        record_pid courier "$cmd"
+    done
+}
