@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import seed, settings
+from hypothesis import seed
 
-from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT
+from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT, SETTINGS
 from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
@@ -83,7 +83,7 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
     """Judges each example of every invariant on one shared play of its scenario."""
     config = request.config
     # Each property's examples must stay held until the next property draws them again.
-    capacity = 2 * settings().max_examples + 100
+    capacity = 2 * config.stash[SETTINGS].max_examples + 100
     every = config.getoption("--progress-every")
     judging = Judge(Player(sut, capacity), config.stash[_DEADLINE],
                     _progress_writer(config) if every > 0 else None, every)
