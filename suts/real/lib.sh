@@ -16,9 +16,17 @@ say() { echo "$NAME $(basename "$0"): $*" >&2; }
 # records and logs (mail is kept)
 begin() {
     T0=$(date +%s.%N)
+    # a lock held around this start (flock FILE start) must not pass on to the
+    # daemons: they would hold it long after start and stop have finished
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && [ "$(readlink "/proc/$$/fd/$fd")" != "$(readlink -f "$0")" ] && eval "exec $fd>&-"
+    done
     "$REAL/stop" "$NAME" || die "could not stop leftovers of an earlier run"
     mkdir -p "$S/mail"; chmod 0755 "$S" "$S/mail"
     need_packages "$@"
+    dpkg-query -W -f='${Package} ${Version}\n' "$@" | paste -sd, | sed 's/,/, /g' >"$S/versions"
     rm -rf "$S/log"; mkdir -p "$S/log"; : >"$S/pids"
 }
 
