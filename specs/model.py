@@ -206,10 +206,16 @@ class _Planner:
                        to: tuple[str, ...], cc: tuple[str, ...], bcc: tuple[str, ...],
                        mode: BccMode, hidden: frozenset[str]) -> None:
         """The SUT is the originator's submission server: it owes every recipient a copy."""
-        tx = self._transaction(hop, mail_from, to + cc + bcc, content, "submission")
+        # A SUT that does not expand aliases is handed their final users, as on the mx path.
+        rcpts = to + cc + bcc if self.sut_expands_aliases else tuple(
+            user for symbol in to + cc + bcc
+            for user in (self._final_users((symbol,)) if symbol[0] == "a" else (symbol,)))
+        tx = self._transaction(hop, mail_from, rcpts, content, "submission")
         blind = set(bcc) - set(to + cc)
-        # One transaction reaching a mailbox twice is one path: gather what reaches each user.
+        # One transaction reaching a mailbox twice is one path: gather what reaches each user
+        # (the addresses as written, and as the envelope named them).
         reaching: dict[str, set[str]] = {}
+        enveloped: dict[str, set[str]] = {}
         shows_bcc: dict[str, bool] = {}
         for recipients, copy, _ in _bcc_copies(tx.content, to, cc, bcc, mode):
             for symbol in _unique(recipients):
@@ -223,9 +229,11 @@ class _Planner:
                     continue
                 for user in self._final_users((symbol,)):
                     reaching.setdefault(user, set()).add(address)
+                    enveloped.setdefault(user, set()).add(
+                        address if self.sut_expands_aliases else self.naming.address(user))
                     shows_bcc[user] = shows_bcc.get(user, False) or symbol in blind
         for user, addresses in reaching.items():
-            carried = _Carried(tx.content, message, (hop,), ((tx.id, frozenset(addresses)),),
+            carried = _Carried(tx.content, message, (hop,), ((tx.id, frozenset(enveloped[user])),),
                                shows_bcc[user], hidden - addresses, mail_from)
             self._expect(user, tx.id, mail_from, carried, "SUT")
 

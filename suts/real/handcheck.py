@@ -68,7 +68,7 @@ def provision(config: SutConfig, local: str) -> None:
     if config.provision:
         command = config.provision.format(local=shlex.quote(local), domain=config.domains[0],
                                           address=shlex.quote(f"{local}@{config.domains[0]}"))
-        subprocess.run(command, shell=True, check=True, timeout=config.timeouts.reply)
+        subprocess.run(command, shell=True, check=True, cwd=config.directory, timeout=config.timeouts.reply)
 
 
 def hand_check(config: SutConfig, out: list[str]) -> tuple[list[int], list[int]]:

@@ -144,3 +144,17 @@ def test_database_from_option_environment_or_toml(tmp_path: Path, option: tuple[
     line = next(x for x in result.stdout.splitlines() if x.startswith("DATABASE"))
     where = {"beside-the-toml": config.parent / chosen}.get(chosen, Path(chosen))
     assert line == f"DATABASE DirectoryBasedExampleDatabase({where!r})"
+
+
+def test_space_separated_existing_paths_read_as_options(tmp_path: Path) -> None:
+    """`--report-json /abs/existing.json` (two tokens, the file existing) is an option, not a test
+    path, run after run: pytest keeps the checkout's configuration and writes the report."""
+    report = tmp_path / "existing.json"
+    report.write_text("{}")
+    for attempt in (1, 2):
+        result = pytest_in(ROOT, "--sut", "reference", "-k", "bcc", "--report-json", str(report),
+                           "--db", str(tmp_path / "db"))
+        assert result.returncode == 0, f"run {attempt}: {result.stdout[-2000:]}{result.stderr[-1000:]}"
+        assert f"rootdir: {ROOT}" in result.stdout and "configfile: pyproject.toml" in result.stdout
+        outcomes = {e["id"]: e["outcome"] for e in json.loads(report.read_text())["invariants"]}
+        assert outcomes["bcc-not-disclosed"] == "passed"

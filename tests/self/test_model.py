@@ -252,3 +252,17 @@ def test_submission_role_hides_blind_recipients_and_lets_their_copies_show_bcc()
     assert (by_box["r1"].hidden, by_box["u1"].hidden, by_box["u2"].hidden) == ({U2}, frozenset(), frozenset())
     assert by_box["r1"].at_sink and not by_box["u1"].at_sink
     assert by_box["u2"].requires == ((tx.id, frozenset({U2})),)
+
+
+def test_submission_to_a_sut_without_aliases_names_the_final_users() -> None:
+    """A submission SUT that expands no aliases is handed the alias's users, and owes each the
+    copy its own address led to; one that expands them is handed the alias."""
+    world = World(("u1", "u2"), aliases=(("a1", ("u1", "u2")),))
+    scenario = Scenario(world, (Submit("m1", "u1", to=("a1",), cc=("u2",)),))
+    for expands, rcpts in ((False, (U1, U2, U2)), (True, (NAMING.address("a1"), U2))):
+        the_plan = plan(scenario, NAMING, ("mx", "submission"), sut_expands_aliases=expands)
+        (tx,) = the_plan.injections
+        assert tx.rcpts == rcpts, expands
+        requires = {NAMING.symbol_of(e.mailbox): e.requires[0][1] for e in the_plan.expected}
+        leading = {U1} if not expands else {NAMING.address("a1")}
+        assert requires == {"u1": leading, "u2": {U2} if not expands else {U2, NAMING.address("a1")}}

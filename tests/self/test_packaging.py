@@ -143,7 +143,8 @@ def test_parallel_installed_run_reports_what_a_serial_run_does(venv: Path, user_
                      report, "--", "-k", "resent or bcc or trace", *extra, cwd=user_project)
         assert result.returncode == 1, result.stdout[-3000:]
     serial, parallel = (json.loads(r.read_text())["invariants"] for r in reports)
-    assert [(e["id"], e["outcome"]) for e in serial] == [(e["id"], e["outcome"]) for e in parallel]
+    assert [(e["id"], e["outcome"]) for e in serial] == [(e["id"], e["outcome"]) for e in parallel], \
+        [(e["id"], e["outcome"], e.get("reason")) for e in serial + parallel]
     judged = {e["id"]: e["outcome"] for e in serial}
     assert judged["resent-keeps-message-id"] == "failed"
     assert judged["bcc-not-disclosed"] == judged["trace-prepend-only"] == "passed"

@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from mailconform.specs.explain import explain
+from mailconform.specs.invariants import BY_ID
+from mailconform.specs.model import plan
+from mailconform.specs.naming import Naming
+from mailconform.specs.observation import Observation, ObservedCopy
+from mailconform.specs.scenario import Scenario, Submit, World
 from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
 from mailconform.suts.config import load
@@ -61,3 +67,26 @@ def test_a_deduplicating_store_files_the_barrier(queueing: tuple[NetworkSUT, Pat
     assert len(run.observation.copies) == 1
     assert any(BARRIER_FIELD in raw for raw in filed(root))
     assert run.observation.waited < 3  # the quiescence bound is 10 s
+
+
+def test_a_counterexample_names_the_folder_a_copy_was_filed_in() -> None:
+    """A copy filed outside the INBOX is attributed as usual, and the story says which folder."""
+    the_plan = plan(SEED_STORY, Naming("f0"), ("mx",))
+    first = the_plan.expected[0]  # filed in a folder; the list's copy is missing
+    copies = (ObservedCopy(first.mailbox, b"", first.path, "Duplicates"),)
+    observation = Observation(copies, accepted={tx.id: frozenset(tx.rcpts) for tx in the_plan.injections})
+    invariant = BY_ID["copy-per-path"]
+    violations = invariant.check(the_plan, observation)
+    assert violations
+    assert "in folder Duplicates" in explain(invariant, the_plan, observation, violations, "store")
+
+
+def test_submission_to_a_sut_without_aliases_names_their_users() -> None:
+    """A SUT that does not expand aliases is handed the alias's final user at submission too,
+    and owes that user the copy (it cannot know the alias)."""
+    scenario = Scenario(World(("u1",), aliases=(("a1", ("u1",)),)), (Submit("m1", "u1", to=("a1",)),))
+    the_plan = plan(scenario, Naming("s0"), ("mx", "submission"), sut_expands_aliases=False)
+    (tx,) = the_plan.injections
+    user = the_plan.naming.address("u1")
+    assert tx.rcpts == (user,)
+    assert [e.requires for e in the_plan.expected] == [((tx.id, frozenset({user})),)]

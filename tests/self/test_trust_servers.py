@@ -108,6 +108,7 @@ def test_greylisting_server_is_retried_and_judged_conforming(server: Server) -> 
     result, invariants = server("--greylist").run("-k", "copy_per_path or phantom")
     assert result.returncode == 0, result.stdout[-3000:]
     assert conforming(invariants), outcomes(invariants)
+    assert invariants["copy-per-path"]["exercised"] > 0  # accepted on retry: copies were owed
 
 
 def test_duplicates_filed_to_a_folder_are_copies(server: Server) -> None:
