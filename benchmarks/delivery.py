@@ -32,6 +32,7 @@ import json
 import mailbox
 import os
 import pkgutil
+import random
 import smtplib
 import socket
 import statistics
@@ -42,23 +43,24 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mailconform.conformance  # noqa: E402
+from mailconform.run import Judge  # noqa: E402
 from mailconform.specs.model import Plan, plan  # noqa: E402
 from mailconform.specs.naming import Naming  # noqa: E402
 from mailconform.specs.observation import Observation  # noqa: E402
 from mailconform.strategies import SEED_STORY, scenarios  # noqa: E402
-from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES, MESSAGE_ID_KEYS  # noqa: E402
-from mailconform.suts.base import SystemUnderTest  # noqa: E402
+from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES  # noqa: E402
+from mailconform.suts.base import Player, SystemUnderTest  # noqa: E402
 from mailconform.suts.config import load as load_config  # noqa: E402
 from mailconform.suts.embedded import EmbeddedSUT, maildir_root  # noqa: E402
 from mailconform.suts.inprocess import InProcessSUT  # noqa: E402
@@ -75,7 +77,7 @@ _SETTINGS = settings(database=None, deadline=None, phases=[Phase.generate],
 # -- the two sides of (a): the suite's properties, and bare generation ---------------------------
 
 def suite_properties() -> list[Callable[..., None]]:
-    """The body of every conformance property, as pytest runs it (sut=..., scenario=...)."""
+    """The body of every conformance property, as pytest runs it (judge=..., scenario=...)."""
     bodies = []
     for info in pkgutil.iter_modules(mailconform.conformance.__path__):
         module = importlib.import_module(f"mailconform.conformance.{info.name}")
@@ -84,44 +86,58 @@ def suite_properties() -> list[Callable[..., None]]:
     return bodies
 
 
+@cache
+def _lists(pool: tuple[int, ...], max_size: int, min_size: int = 0,
+           unique: bool = False) -> st.SearchStrategy[list[int]]:
+    """Built once per pool and size, as `scenarios()` builds its own."""
+    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=unique)
+
+
 @st.composite
 def scenario_shaped(draw: st.DrawFn, max_events: int = 4) -> tuple[Any, ...]:
     """The draws `scenarios()` makes (same choices, same sizes), kept as plain tuples: no model."""
     local = tuple(range(draw(st.integers(1, 3))))
     remote = tuple(range(draw(st.integers(0, 2))))
-    aliases = [draw(st.lists(st.sampled_from(local), min_size=1, max_size=2, unique=True))
-               for _ in range(draw(st.integers(0, 1)))]
+    aliases = [draw(_lists(local, 2, min_size=1, unique=True)) for _ in range(draw(st.integers(0, 1)))]
     forwards = [draw(st.sampled_from(local)) for _ in range(draw(st.integers(0, 1)))]
     members = local + remote + tuple(range(len(aliases) + len(forwards)))
-    lists = [(draw(st.lists(st.sampled_from(members), min_size=1, max_size=3, unique=True)),
-              draw(st.booleans())) for _ in range(draw(st.integers(0, 2)))]
+    lists = [(draw(_lists(members, 3, min_size=1, unique=True)), draw(st.booleans()))
+             for _ in range(draw(st.integers(0, 2)))]
     pool = tuple(range(len(local) + len(remote) + len(lists) + len(aliases) + len(forwards)))
     senders = local + remote
 
-    def submission(keys: tuple[str, ...]) -> tuple[Any, ...]:
-        to, cc, bcc = (draw(st.lists(st.sampled_from(pool), max_size=size)) for size in (3, 2, 2))
+    def submission() -> tuple[Any, ...]:
+        sender = draw(st.sampled_from(senders))
+        others = tuple(u for u in local if u != sender)
+        if len(others) > 1 and draw(st.sampled_from((False, True))):
+            seen = draw(st.sampled_from(others))
+            blind = draw(st.sampled_from(tuple(u for u in others if u != seen)))
+            return (sender, seen, blind, draw(st.sampled_from(BCC_MODES[:2])),
+                    draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
+        to, cc, bcc = (draw(_lists(pool, size)) for size in (3, 2, 2))
         if not (to or cc or bcc):
             to = [draw(st.sampled_from(pool))]
-        return (to, cc, bcc, draw(st.sampled_from(senders)), draw(st.sampled_from(BCC_MODES)),
-                draw(st.sampled_from(keys)), draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
-    events = [submission(MESSAGE_ID_KEYS[:1])]
+        return (to, cc, bcc, sender, draw(st.sampled_from(BCC_MODES)),
+                draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
+    events = [submission()]
     for _ in range(draw(st.integers(0, max_events - 1))):
         kind = draw(st.sampled_from(("again", "resend", "submit")))
         if kind == "again":
             events.append((draw(st.sampled_from(range(len(events)))),))
         elif kind == "resend":
             events.append((draw(st.sampled_from(range(len(events)))), draw(st.sampled_from(senders)),
-                           draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2)),
-                           draw(st.booleans())))
+                           draw(_lists(pool, 2, min_size=1)), draw(st.booleans())))
         else:
-            events.append(submission(MESSAGE_ID_KEYS))
+            events.append((draw(st.booleans()), submission()))
     return (local, remote, aliases, forwards, lists, events)
 
 
 def run_properties(count: int, body: Callable[[Any], None], strategy: st.SearchStrategy[Any],
-                   examples: int) -> tuple[int, float]:
-    """Run ``count`` properties of ``examples`` each; (test-body calls made, seconds)."""
+                   examples: int, shared_seed: int | None = None) -> tuple[int, float]:
+    """Run ``count`` properties of ``examples`` each, all with one seed as the suite's plugin
+    runs its properties; (test-body calls made, seconds)."""
     calls = 0
+    common = random.getrandbits(64) if shared_seed is None else shared_seed
 
     def counted(value: Any) -> None:
         nonlocal calls
@@ -129,7 +145,7 @@ def run_properties(count: int, body: Callable[[Any], None], strategy: st.SearchS
         body(value)
     start = time.perf_counter()
     for _ in range(count):
-        settings(_SETTINGS, max_examples=examples)(given(strategy)(counted))()
+        seed(common)(settings(_SETTINGS, max_examples=examples)(given(strategy)(counted)))()
     return calls, time.perf_counter() - start
 
 
@@ -154,22 +170,28 @@ class Played:
         self.transactions += len(the_plan.injections)
         return self.sut.play(the_plan)
 
+    def recheck(self, the_plan: Plan) -> Observation:
+        return self.sut.recheck(the_plan)
+
     def close(self) -> None:
         self.sut.close()
 
 
 def suite_calls(bodies: list[Callable[..., None]], sut: SystemUnderTest, examples: int
                 ) -> tuple[int, float]:
-    """Run every conformance property against ``sut``, one after another as pytest does."""
+    """Run every conformance property against ``sut``, one after another as the plugin does:
+    one seed, one judge whose player plays each scenario once for every invariant."""
+    judge = Judge(Player(sut, capacity=2 * examples + 100))
+    common = random.getrandbits(64)
     calls, seconds = 0, 0.0
     for body in bodies:
-        made, took = run_properties(1, partial(_call, body, sut), scenarios(), examples)
+        made, took = run_properties(1, partial(call_property, body, judge), scenarios(), examples, common)
         calls, seconds = calls + made, seconds + took
     return calls, seconds
 
 
-def _call(body: Callable[..., None], sut: SystemUnderTest, scenario: Any) -> None:
-    body(sut=sut, scenario=scenario)
+def call_property(body: Callable[..., None], judge: Judge, scenario: Any) -> None:
+    body(judge=judge, scenario=scenario)
 
 
 def suite_tx_rate(bodies: list[Callable[..., None]], played: Played, examples: int) -> float:

@@ -112,6 +112,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                        help="a JSON object: SUT name -> a note shown with it")
     pages.add_argument("--paper", metavar="PATH", type=Path,
                        help="a TOML file of systems documented but not run (see suts/real/paper.toml)")
+    pages.add_argument("--versions", metavar="PATH", type=Path,
+                       help="a JSON object: SUT name -> the version shown in its row")
     pages.add_argument("--footer", metavar="TEXT",
                        help="how the page was made (default: the command line that made it)")
     pages.set_defaults(command=write_matrix)
@@ -170,6 +172,9 @@ def write_matrix(options: argparse.Namespace, _: list[str]) -> int:
         raise InputError(f"{options.notes}: expected a JSON object of SUT name -> note")
     paper = _paper_rows(options.paper) if options.paper else []
     labels = matrix.row_labels([r["sut"] for r in reports], _run_labels(options.reports))
+    versions = _read_json(options.versions) if options.versions else {}
+    labels = [f"{label} ({versions[r['sut']]})" if r["sut"] in versions else label
+              for label, r in zip(labels, reports, strict=True)]
     footer = options.footer or f"Made by `{options.invocation}`."
     page = dict(labels=labels, title=options.title, footer=footer)
     written = []

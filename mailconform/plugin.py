@@ -54,7 +54,7 @@ pytest_plugins = ["mailconform.followup", "mailconform.reporting"]
 
 REPORT = pytest.StashKey[Report]()
 EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()
-_SETTINGS = pytest.StashKey[settings]()
+SETTINGS = pytest.StashKey[settings]()
 EXIT_SUT_ERROR = 6
 """Exit status when the SUT could not be driven (unreachable, died, hung): no verdict either way."""
 
@@ -116,7 +116,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT] = Report(sut=_sut_name(config))
     config.stash[EXPECTED] = _expectations(config)
     config.stash[REPORT].expected = {k: asdict(e) for k, e in (config.stash[EXPECTED] or {}).items()}
-    config.stash[_SETTINGS] = conformance_settings(config)
+    config.stash[SETTINGS] = conformance_settings(config)
 
 
 def conformance_settings(config: pytest.Config) -> settings:
@@ -193,7 +193,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if marker and getattr(test, "is_hypothesis_test", False):
             # Our properties only, as an outer @settings would; one that pins its own keeps them.
             with contextlib.suppress(InvalidArgument):
-                config.stash[_SETTINGS](test)
+                config.stash[SETTINGS](test)
         known = expected.get(marker.args[0]) if marker else None
         if known and known.outcome == "failed":
             # Only the invariant's own violation is the expected failure: never a crash or a timeout.

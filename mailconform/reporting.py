@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import Generator
 from dataclasses import asdict, replace
@@ -18,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import seed, settings
+from hypothesis import seed
 
 from mailconform.followup import follow_up
-from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT
+from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT, SETTINGS
 from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
@@ -54,7 +55,11 @@ def _is_worker(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     worker: dict[str, Any] = getattr(config, "workerinput", {})
     given = config.getoption("hypothesis_seed", None)
-    config.stash[REPORT].seed = int(worker.get("mailconform_seed", given or secrets.randbits(32)))
+    if given is None:
+        given = secrets.randbits(32)
+    elif given.isdigit():  # as Hypothesis reads it: a number if it is one
+        given = int(given)
+    config.stash[REPORT].seed = worker.get("mailconform_seed", given)
     budget = config.getoption("--budget")
     config.stash[_DEADLINE] = worker.get("mailconform_deadline",
                                          time.time() + budget if budget is not None else None)
@@ -79,7 +84,7 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
     """Judges each example of every invariant on one shared play of its scenario."""
     config = request.config
     # Each property's examples must stay held until the next property draws them again.
-    capacity = 2 * settings().max_examples + 100
+    capacity = 2 * config.stash[SETTINGS].max_examples + 100
     every = config.getoption("--progress-every")
     judging = Judge(Player(sut, capacity), config.stash[_DEADLINE],
                     _progress_writer(config) if every > 0 else None, every)
@@ -90,13 +95,17 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
 def _progress_writer(config: pytest.Config) -> Any:
     capture = config.pluginmanager.getplugin("capturemanager")
     terminal = config.pluginmanager.getplugin("terminalreporter")
+    worker = getattr(config, "workerinput", {}).get("workerid")
 
     def write(line: str) -> None:
-        if terminal is None:
-            return
-        # Past pytest's output capture: progress is for the person watching the run.
+        # Past pytest's output capture: progress is for the person watching the run.  An xdist
+        # worker's own terminal output is not shown; its standard error is the controller's.
         with capture.global_and_fixture_disabled():
-            terminal.write_line(line)
+            if worker:
+                sys.stderr.write(f"[{worker}] {line}\n")
+                sys.stderr.flush()
+            elif terminal is not None:
+                terminal.write_line(line)
     return write
 
 
@@ -147,7 +156,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         item.config.stash[_BROKEN] = invariant
     report.mailconform = {  # type: ignore[attr-defined]
         "invariant": invariant, "result": asdict(result),
-        "process": os.environ.get("PYTEST_XDIST_WORKER", "main"),
+        "process": getattr(item.config, "workerinput", {}).get("workerid", "main"),
         **({"sut": judging.player.sut.name, "transport": judging.player.sut.transport,
             "player": {"plays": judging.player.plays, "hits": judging.player.hits,
                        "offered": judging.player.offered, "refused": judging.player.refused}}
@@ -281,8 +290,10 @@ class _Reporter:
         if "sut" in payload:
             record.sut, record.transport = payload["sut"], payload["transport"]
             self.players[payload["process"]] = payload["player"]
-            record.offered = sum(p["offered"] for p in self.players.values())
-            record.refused = sum(p["refused"] for p in self.players.values())
+            players = self.players.values()
+            record.offered, record.refused, record.plays = (
+                sum(p[key] for p in players) for key in ("offered", "refused", "plays"))
+            record.judged = record.plays + sum(p["hits"] for p in players)
         _write_json(self.config)
 
     @pytest.hookimpl(trylast=True)
@@ -307,10 +318,10 @@ class _Reporter:
             write(line)
         for line in record.thin_evidence(self.config.getoption("--min-evidence")):
             write(line)
-        plays, hits = (sum(p[k] for p in self.players.values()) for k in ("plays", "hits"))
-        if plays:
-            write(f"mailconform: {plays} plays judged {plays + hits} examples"
-                  f" ({hits / (plays + hits):.0%} judged on a play another invariant had made)")
+        if record.plays:
+            shared = 1 - record.plays / record.judged
+            write(f"mailconform: {record.plays} plays judged {record.judged} examples"
+                  f" ({shared:.0%} judged on a play another invariant had made)")
         for result in record.results.values():
             if result.outcome == "error":
                 write(f"mailconform: ERROR: {result.reason}")

@@ -37,7 +37,7 @@ class Report:
     results: dict[str, Result] = field(default_factory=dict)
     expected: dict[str, dict[str, str]] = field(default_factory=dict)
     """Invariant id -> the expectation the run was judged against (outcome, category, reason)."""
-    seed: int | None = None
+    seed: int | str | None = None
     """The Hypothesis seed every invariant drew its scenarios with."""
     complete: bool = False
     """False while the run goes on, or when it was killed: absent invariants were never judged."""
@@ -46,6 +46,9 @@ class Report:
     offered: int = 0
     refused: int = 0
     """Envelope recipients the suite offered the SUT in its plays, and how many it refused."""
+    plays: int = 0
+    judged: int = 0
+    """Scenarios played, and examples judged on those plays (every invariant judges each play)."""
 
     @property
     def outcomes(self) -> dict[str, Outcome]:
@@ -64,6 +67,7 @@ class Report:
             "seed": self.seed,
             "complete": self.complete,
             "recipients": {"offered": self.offered, "refused": self.refused},
+            "plays": {"played": self.plays, "judged": self.judged},
             "invariants": [{
                 "id": inv.id,
                 "rfc": list(inv.rfc),
@@ -75,24 +79,12 @@ class Report:
             } for inv in CATALOGUE],
         }
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Report:
-        recipients = data.get("recipients", {})
-        report = cls(data["sut"], data.get("transport", ""), seed=data.get("seed"),
-                     complete=data.get("complete", True), offered=recipients.get("offered", 0),
-                     refused=recipients.get("refused", 0))
-        for entry in data["invariants"]:
-            report.record(entry["id"], Result(entry["outcome"], entry.get("examples", 0),
-                                              entry.get("exercised", 0), entry.get("reason", ""),
-                                              entry.get("counterexample")))
-        return report
-
     def table(self, expected: dict[str, str] | None = None) -> list[str]:
         """A plain-text conformance table for the terminal; marks outcomes that differ from
         the expectations, if any are given."""
         width = max(len(inv.id) for inv in CATALOGUE)
         mark_width = max(map(len, MARKS.values()))
-        lines = [f"mailconform: {self.sut} ({self.transport})"]
+        lines = [f"mailconform: {self.sut}" + (f" ({self.transport})" if self.transport else "")]
         for inv in CATALOGUE:
             result = self.result(inv.id)
             note = ""

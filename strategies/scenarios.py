@@ -10,6 +10,8 @@ failure shrinks to u1, L1, m1.
 
 from __future__ import annotations
 
+from functools import cache
+
 from hypothesis import strategies as st
 
 from mailconform.specs.scenario import BccMode, Event, MailingList, Resend, Scenario, SendAgain, Submit, World
@@ -24,8 +26,15 @@ def _symbols(prefix: str, count: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{n}" for n in range(1, count + 1))
 
 
-def _some(pool: tuple[str, ...], max_size: int, min_size: int = 0) -> st.SearchStrategy[tuple[str, ...]]:
-    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size).map(tuple)
+# Strategies are built once per pool and size, not per draw: building and validating a
+# strategy costs more than drawing from it.
+@cache
+def _some(pool: tuple[str, ...], max_size: int, min_size: int = 0,
+          unique: bool = False) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=unique).map(tuple)
+
+
+_ADDS_LIST_ID = st.booleans().map(lambda b: not b)
 
 
 @st.composite
@@ -33,14 +42,12 @@ def worlds(draw: st.DrawFn) -> World:
     """A world around the SUT's domain: local and remote users, lists, aliases, forwards."""
     local = _symbols("u", draw(st.integers(1, 3)))
     remote = _symbols("r", draw(st.integers(0, 2)))
-    aliases = tuple((a, draw(st.lists(st.sampled_from(local), min_size=1, max_size=2, unique=True)
-                            .map(tuple)))
+    aliases = tuple((a, draw(_some(local, 2, min_size=1, unique=True)))
                     for a in _symbols("a", draw(st.integers(0, 1))))
     forwards = tuple((f, draw(st.sampled_from(local))) for f in _symbols("f", draw(st.integers(0, 1))))
     members = local + remote + tuple(a for a, _ in aliases) + tuple(f for f, _ in forwards)
     lists = tuple(
-        MailingList(name, draw(st.lists(st.sampled_from(members), min_size=1, max_size=3, unique=True)
-                               .map(tuple)), draw(st.booleans().map(lambda b: not b)))
+        MailingList(name, draw(_some(members, 3, min_size=1, unique=True)), draw(_ADDS_LIST_ID))
         for name in _symbols("L", draw(st.integers(0, 2))))
     return World(local, remote, lists, aliases, forwards)
 

@@ -100,7 +100,8 @@ class Player:
         self.plays += 1
         for tx in run.plan.injections:
             self.offered += len(tx.rcpts)
-            self.refused += len(tx.rcpts) - len(run.observation.accepted.get(tx.id, ()))
+            accepted = run.observation.accepted.get(tx.id, frozenset())
+            self.refused += sum(rcpt.lower() not in accepted for rcpt in tx.rcpts)
         self._runs[scenario] = run
         if len(self._runs) > self.capacity:
             self._runs.popitem(last=False)

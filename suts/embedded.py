@@ -95,12 +95,13 @@ class EmbeddedSUT(NetworkSUT):
     def __init__(self, policy_name: str = "reference", protocol: Literal["smtp", "lmtp"] = "smtp",
                  root: Path | None = None, port: int = 0) -> None:
         self._own_root = root is None
-        self._root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
+        self.root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
+        """Where its Maildirs live."""
         self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
         sink = Sink()
         self._relay_client = Injector(sink.url, sut="the suite's sink")
         self._relay_lock = threading.Lock()
-        self._mx_store = MaildirStore(self._root / "mx", self._sweeper)
+        self._mx_store = MaildirStore(self.root / "mx", self._sweeper)
         self._nonce = ""
         self._reference = ReferenceServer(named_policy(policy_name), self._mx_store, self._relay)
         self._servers = [EmbeddedServer(_Mx(self._reference), protocol=protocol, port=port)]
@@ -144,4 +145,4 @@ class EmbeddedSUT(NetworkSUT):
             server.stop()
         self._sweeper.shutdown(wait=True)
         if self._own_root:
-            shutil.rmtree(self._root, ignore_errors=True)
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -13,7 +13,7 @@ import email.policy
 import hashlib
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage, Message
@@ -61,7 +61,7 @@ class Policy:
         """A reply refusing the whole transaction at the final dot, or None to take it."""
         return None
 
-    def admits(self, mailbox: str, message: Message, held: list[Message],
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message],
                envelope: Envelope) -> bool:
         return True
 
@@ -88,7 +88,7 @@ class _Keyed(Policy):
     window: int | None = None
     _seen: dict[str, deque[object]] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: Message, held: list[Message],
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message],
                envelope: Envelope) -> bool:
         seen = self._seen.setdefault(mailbox, deque(maxlen=self.window))
         key = self.key(message, envelope)
@@ -105,7 +105,7 @@ class _RecentMessageId(Policy):
     window: float = TIME_WINDOW
     _arrivals: dict[tuple[str, object], float] = field(default_factory=dict)
 
-    def admits(self, mailbox: str, message: Message, held: list[Message],
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message],
                envelope: Envelope) -> bool:
         now = time.monotonic()
         key = (mailbox, message["Message-ID"])
@@ -116,13 +116,13 @@ class _RecentMessageId(Policy):
 
 
 class _MailboxHoldsMessageId(Policy):
-    def admits(self, mailbox: str, message: Message, held: list[Message],
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message],
                envelope: Envelope) -> bool:
         return all(h["Message-ID"] != message["Message-ID"] for h in held)
 
 
 class _OverQuota(Policy):
-    def admits(self, mailbox: str, message: Message, held: list[Message],
+    def admits(self, mailbox: str, message: Message, held: Sequence[Message],
                envelope: Envelope) -> bool:
         return len(held) < OVER_QUOTA_LIMIT
 

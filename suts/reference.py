@@ -5,22 +5,23 @@ submission server; a `Policy` changes exactly one of its decisions so the
 suite can show it catches that rule.
 
 Messages are parsed with the compat32 policy (fields as plain text, no header
-registry), each once: an incoming message per transaction, a filed copy when it
-is filed -- the server keeps what it filed, so a filing never re-reads its store.
+registry), each at most once: an incoming message per transaction, a filed copy
+only when a policy first looks at it -- the server keeps what it filed, so a
+filing never re-reads its store.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email import message_from_bytes
-from email import policy as email_policy
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import format_datetime, localtime, make_msgid
-from typing import Protocol
+from typing import Protocol, overload
 
+from mailconform.specs.content import WIRE
 from mailconform.suts.policies import Envelope, Policy
 from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.wire.replies import Reply
@@ -43,8 +44,8 @@ class ReferenceServer:
         self.hostname = hostname
         self.aliases: dict[str, tuple[str, ...]] = {}
         self._ids = itertools.count(1)
-        self._held: dict[str, list[Message]] = {}
-        """What this server filed, parsed, per mailbox: what its policy decides on."""
+        self._held: dict[str, Held] = {}
+        """What this server filed, per mailbox: what its policy decides on."""
 
     def forget(self) -> None:
         """Forget every filing (and the policy's duplicate keys) before a new example.
@@ -97,7 +98,7 @@ class ReferenceServer:
 
     def _file(self, mailbox: str, envelope: Envelope, data: bytes, message: Message) -> None:
         mail_from = envelope.mail_from
-        if not self.policy.admits(mailbox, message, self._held.get(mailbox, []), envelope):
+        if not self.policy.admits(mailbox, message, self._held.get(mailbox, Held()), envelope):
             if self.policy.bounces_refused and mail_from:
                 self._notify(mail_from, mailbox, data)
             return
@@ -107,7 +108,7 @@ class ReferenceServer:
 
     def _keep(self, mailbox: str, raw: bytes) -> None:
         self.store.file(mailbox, raw)
-        self._held.setdefault(mailbox, []).append(_parsed(raw))
+        self._held.setdefault(mailbox, Held()).append(raw)
 
     def _stamp(self, data: bytes, envelope: Envelope) -> bytes:
         clause = self.policy.trace_for(envelope)
@@ -128,6 +129,33 @@ class ReferenceServer:
             self._keep(reverse_path.lower(), with_return_path("", notice))
         else:
             self.relay("", [reverse_path], notice)
+
+
+class Held(Sequence[Message]):
+    """The copies a mailbox holds, each parsed the first time it is looked at."""
+
+    def __init__(self) -> None:
+        self._raw: list[bytes] = []
+        self._parsed: dict[int, Message] = {}
+
+    def append(self, raw: bytes) -> None:
+        self._raw.append(raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @overload
+    def __getitem__(self, index: int) -> Message: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Message]: ...
+
+    def __getitem__(self, index: int | slice) -> Message | Sequence[Message]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(len(self))[index]]
+        index = range(len(self))[index]
+        if index not in self._parsed:
+            self._parsed[index] = _parsed(self._raw[index])
+        return self._parsed[index]
 
 
 def with_return_path(reverse_path: str, data: bytes) -> bytes:
@@ -164,11 +192,8 @@ def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes)
     return report.as_bytes()
 
 
-_WIRE = email_policy.compat32.clone(linesep="\r\n")
-
-
 def _parsed(raw: bytes) -> Message:
-    return message_from_bytes(raw, policy=_WIRE)
+    return message_from_bytes(raw, policy=WIRE)
 
 
 def _domain(address: str) -> str:

@@ -16,9 +16,17 @@ say() { echo "$NAME $(basename "$0"): $*" >&2; }
 # records and logs (mail is kept)
 begin() {
     T0=$(date +%s.%N)
+    # a lock held around this start (flock FILE start) must not pass on to the
+    # daemons: they would hold it long after start and stop have finished
+    local fd
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        [ "$fd" -gt 2 ] && [ "$(readlink "/proc/$$/fd/$fd")" != "$(readlink -f "$0")" ] && eval "exec $fd>&-"
+    done
     "$REAL/stop" "$NAME" || die "could not stop leftovers of an earlier run"
     mkdir -p "$S/mail"; chmod 0755 "$S" "$S/mail"
     need_packages "$@"
+    dpkg-query -W -f='${Package} ${Version}\n' "$@" | paste -sd, | sed 's/,/, /g' >"$S/versions"
     rm -rf "$S/log"; mkdir -p "$S/log"; : >"$S/pids"
 }
 
@@ -86,10 +94,13 @@ ready() {
 
 # ---- components shared by several profiles -----------------------------------
 
-# postfix_conf PORT -- a private Postfix (config in $PF, queue under $S, no
-# chroot, nothing leaves the machine) with smtpd on 127.0.0.1:PORT. The profile
-# appends its delivery settings to $PF/main.cf and services to $PF/master.cf.
+# postfix_conf PORT [SINK_PORT] -- a private Postfix (config in $PF, queue under
+# $S, no chroot) with smtpd on 127.0.0.1:PORT. Nothing leaves the machine; with
+# SINK_PORT, mail for the suite's outside domains (notices, relays from
+# 127.0.0.1) goes to its sink there. The profile appends its delivery settings
+# to $PF/main.cf and services to $PF/master.cf.
 postfix_conf() {
+    local sink=${2:-}
     PF=$S/postfix/etc
     rm -rf "$S/postfix"; mkdir -p "$PF" "$S/postfix/spool" "$S/postfix/data"
     chown postfix: "$S/postfix/data"
@@ -115,8 +126,10 @@ biff = no
 append_dot_mydomain = no
 alias_maps =
 alias_database =
-# an MX only: no relaying, and nothing ever leaves the machine
-smtpd_relay_restrictions = reject_unauth_destination
+# an MX (relaying only to the suite's sink, if any); nothing else leaves the machine
+smtpd_relay_restrictions = ${sink:+permit_mynetworks, }reject_unauth_destination
+${sink:+transport_maps = inline:{ lists.test=smtp:[127.0.0.1]:$sink, remote.example=smtp:[127.0.0.1]:$sink, fwd.test=smtp:[127.0.0.1]:$sink \}
+smtp_tls_security_level = none}
 default_transport = error:mailconform test system sends nothing out
 relay_transport = error:mailconform test system sends nothing out
 local_transport = error:no local delivery in mailconform
