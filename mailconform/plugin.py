@@ -50,7 +50,7 @@ for _name, _values in PROFILES.items():
     settings.register_profile(f"mailconform-{_name}", **_values, **_COMMON)
 
 # outcomes, evidence, progress, budget, exit status; diagnosis, impact and bundles after a failure
-pytest_plugins = ["mailconform.followup", "mailconform.reporting"]
+pytest_plugins = ["mailconform.reporting", "mailconform.followup"]
 
 REPORT = pytest.StashKey[Report]()
 EXPECTED = pytest.StashKey[dict[str, Expectation] | None]()

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from hypothesis import seed
 
-from mailconform.followup import follow_up
 from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT, SETTINGS
 from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
@@ -145,6 +144,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         result = _judged(judging, invariant, error)
         violation = _violation(error) if error is not None else None
         if result.outcome == "failed" and violation is not None and not isinstance(error, OutOfTime):
+            from mailconform.followup import follow_up  # a plugin of its own, imported by pytest first
             result = replace(result, counterexample=follow_up(item.config, judging.player.sut, violation,
                                                               judging.progress))
         _gate(item, report, result, expected_failure)
