@@ -5,6 +5,7 @@ import mailbox
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_suite(*args: str, profile: str = "default") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/conformance", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "MAILCONFORM_PROFILE": profile})
+    # An empty example database of its own: the checkout's may replay a developer's counterexamples.
+    with tempfile.TemporaryDirectory() as database:
+        return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/conformance",
+                               f"--db={database}", *args],
+                              cwd=ROOT, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, "MAILCONFORM_PROFILE": profile})
 
 
 def entries(report_path: Path) -> dict[str, dict[str, Any]]:
