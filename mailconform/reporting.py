@@ -16,6 +16,7 @@ import time
 from collections.abc import Generator
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -151,7 +152,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if report.failed and result.outcome == "failed" and result.counterexample:
             # The story, names, replies and diagnosis, not a traceback of the suite's own code;
             # pytest's short summary then shows its first line: the invariant and the SUT.
-            report.longrepr = result.counterexample["text"]
+            report.longrepr = _Story(result.counterexample["text"])  # type: ignore[assignment]  # duck-typed TerminalRepr
     if call.excinfo and isinstance(call.excinfo.value, SutBroken):
         item.config.stash[_BROKEN] = invariant
     report.mailconform = {  # type: ignore[attr-defined]
@@ -224,12 +225,27 @@ def _gate(item: pytest.Item, report: pytest.TestReport, result: Result, expected
             _set(report, "skipped", None)
             report.wasxfail = "expected"
         else:
-            _set(report, "failed", (result.counterexample or {}).get("text", result.reason))
+            _set(report, "failed", _Story((result.counterexample or {}).get("text", result.reason)))
     elif result.outcome == "late":
         if expected_failure:
             _set(report, "failed", f"mailconform: expected copy-per-path to fail, but {result.reason}")
         else:
             _set(report, "passed", None)
+
+
+class _Story:
+    """A failure's whole text for the report; its first line alone for pytest's short summary,
+    which would otherwise repeat the whole story on CI (where pytest never trims it)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.reprcrash = SimpleNamespace(message=(text.splitlines() or [""])[0])
+
+    def toterminal(self, writer: Any) -> None:
+        writer.line(self.text)
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def _set(report: pytest.TestReport, outcome: str, longrepr: Any) -> None:

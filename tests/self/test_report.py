@@ -132,7 +132,8 @@ def test_a_server_that_dies_is_an_error_not_the_expected_failure(
     assert copy_per_path["outcome"] == "error" and copy_per_path["examples"] > 0
     assert "tiny-mx could not be driven" in copy_per_path["reason"]
     assert "xfail" not in output.lower() and "Traceback" not in output
-    assert output.count("tiny-mx could not be driven") <= 3, output  # the failure, the summary, the table
+    # the failure, the table, the closing line and pytest's short summary
+    assert output.count("tiny-mx could not be driven") <= 4, output
 
 
 def test_budget_ends_the_run_cleanly_and_honestly(tmp_path: Path) -> None:
