@@ -91,7 +91,11 @@ def diagnose(sut: SystemUnderTest, failing: Plan, observation: Observation, *,
         for index, short in unsettled.items():
             observation = _read_again(sut, short.experiment.plan, short.observation)
             elsewhere = _elsewhere(sut, short.experiment) if not short.experiment.needs_state else None
-            again[index] = judge(short.experiment, observation, elsewhere, short.gap_seconds)
+            judged = judge(short.experiment, observation, elsewhere, short.gap_seconds)
+            if judged.result != trials[index].result:
+                judged = replace(judged, note="; ".join(filter(None, (
+                    judged.note, f"was {trials[index].result} when the play returned: a copy came late"))))
+            again[index] = judged
         return again
 
     if progress:

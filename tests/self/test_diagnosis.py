@@ -204,3 +204,4 @@ def test_a_late_copy_is_not_taken_for_a_dropped_one(tmp_path: Path) -> None:
         store.wait(timeout=10)
     assert found.key is None and "did not reproduce" in found.summary, found.text()
     assert all(t.result == "filed" for t in found.experiments if t.vary == "none")
+    assert any("came late" in t.note for t in found.experiments), found.text()
