@@ -96,6 +96,8 @@ class Judge:
             unbroken = [i for i, tally in tallies if tally.first_violation is None]
             if not unbroken:
                 raise _AllBroken
+            if self.out_of_time():  # between scenarios: every invariant keeps the same evidence
+                raise OutOfTime
             for invariant_id in unbroken:
                 self.judged(scenario, invariant_id)
             if self.progress and time.monotonic() - reported >= self.every:
@@ -112,6 +114,8 @@ class Judge:
 
     def __call__(self, scenario: Scenario, invariant_id: str) -> None:
         """Judge one example of a property: raise its violation, if ``scenario`` breaks it."""
+        if self.out_of_time():
+            raise OutOfTime
         violation = self.judged(scenario, invariant_id)
         if violation is not None:
             raise violation
@@ -119,8 +123,6 @@ class Judge:
     def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
         """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
         tally = self.tallies.setdefault(invariant_id, Tally())
-        if self.out_of_time():
-            raise OutOfTime
         run = self._driven(lambda: self.player.run(scenario))
         note(scenario.story())
         invariant = BY_ID[invariant_id]
