@@ -59,6 +59,8 @@ class Tally:
     """copy-per-path: a missing copy was still missing after the full quiescence bound."""
     counting: bool = True
     """Examples are counted once: by the search, not again by a property that replays them."""
+    shrink_plays: int = 0
+    reported: float = field(default_factory=time.monotonic)
 
 
 class Judge:
@@ -116,9 +118,22 @@ class Judge:
         """Judge one example of a property: raise its violation, if ``scenario`` breaks it."""
         if self.out_of_time():
             raise OutOfTime
+        plays = self.player.plays
         violation = self.judged(scenario, invariant_id)
+        tally = self.tallies[invariant_id]
+        if tally.first_violation is not None and self.player.plays > plays:
+            self._shrink_progress(invariant_id, tally)
         if violation is not None:
             raise violation
+
+    def _shrink_progress(self, invariant_id: str, tally: Tally) -> None:
+        """Shrinking a failure plays new scenarios; on a slow SUT that takes a while: say so."""
+        tally.shrink_plays += 1
+        now = time.monotonic()
+        if self.progress and now - tally.reported >= self.every:
+            tally.reported = now
+            self.progress(f"mailconform: {invariant_id}: shrinking the failure,"
+                          f" {tally.shrink_plays} smaller stories played so far")
 
     def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
         """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
