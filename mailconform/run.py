@@ -50,8 +50,9 @@ class Tally:
     """The latest scenario that broke it: after shrinking, the minimal one (replayed last)."""
     late: list[float] = field(default_factory=list)
     """copy-per-path: per example whose missing copies turned up on recheck, when they were there."""
-    loss_confirmed: bool = False
-    """copy-per-path: a missing copy was still missing after the full quiescence bound."""
+    lost: Scenario | None = None
+    """copy-per-path: the first story whose missing copy was still missing after the full
+    quiescence bound."""
     started: float = field(default_factory=time.monotonic)
     reported: float = field(default_factory=time.monotonic)
 
@@ -75,14 +76,15 @@ class Judge:
         note(scenario.story())
         invariant = BY_ID[invariant_id]
         violations = invariant.check(run.plan, run.observation)
-        if violations and invariant_id == "copy-per-path" and not tally.loss_confirmed:
+        if violations and invariant_id == "copy-per-path" and tally.lost is None:
             # Until one loss is confirmed, every missing copy is read again after the full
             # quiescence bound: a copy that turns up was delivered late, which is no violation.
             waited = self.late_by(scenario)
             if waited is not None:
                 tally.late.append(waited)
                 violations = []
-            tally.loss_confirmed = waited is None
+            if waited is None:
+                tally.lost = scenario
         if tally.first_violation is None:
             tally.examples += 1
             tally.exercised += invariant.exercised(run.plan, run.observation)
