@@ -4,16 +4,17 @@
 
 Four comparisons, each a ratio of the suite's rate to a baseline's rate:
 
-- inprocess_vs_generation: the conformance properties against `--sut reference`
-  (examples/s) vs bare Hypothesis drawing data of the same shape as a scenario
-  (the same integers, sampled_from and lists) with an empty test body, run as
-  the same number of properties with the same settings.
-- embedded_smtp_vs_raw / embedded_lmtp_vs_raw: the properties against the
+- inprocess_vs_generation: the suite against `--sut reference` as the plugin
+  runs it (one search judging every invariant, then a property for each one it
+  broke), in scenarios judged per second, vs bare Hypothesis drawing data of the
+  same shape as a scenario (the same integers, sampled_from and lists) with an
+  empty test body, as one property with the same settings.
+- embedded_smtp_vs_raw / embedded_lmtp_vs_raw: the suite against the
   embedded SUT (transactions the suite sent per second, end to end: generate,
   plan, inject, read back, judge) vs raw smtplib sending a suite-sized message
   on one reused connection into a bare aiosmtpd Maildir store kept where the
   embedded SUT keeps its Maildirs.
-- external_smtp_vs_raw: the properties against a separate aiosmtpd Maildir
+- external_smtp_vs_raw: the suite against a separate aiosmtpd Maildir
   server process (tests/servers/tiny_mx.py, described by a minimal
   --sut-config file) vs raw smtplib into that same server.
 
@@ -41,9 +42,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -55,10 +56,11 @@ sys.path.insert(0, str(ROOT))
 
 import mailconform.conformance  # noqa: E402
 from mailconform.run import Judge  # noqa: E402
+from mailconform.specs.explain import InvariantViolation  # noqa: E402
 from mailconform.specs.model import Plan, plan  # noqa: E402
 from mailconform.specs.naming import Naming  # noqa: E402
 from mailconform.specs.observation import Observation  # noqa: E402
-from mailconform.strategies import SEED_STORY, scenarios  # noqa: E402
+from mailconform.strategies import SEED_STORY  # noqa: E402
 from mailconform.strategies.scenarios import BCC_MODES, BODIES, DATES  # noqa: E402
 from mailconform.suts.base import Player, SystemUnderTest  # noqa: E402
 from mailconform.suts.config import load as load_config  # noqa: E402
@@ -74,16 +76,18 @@ _SETTINGS = settings(database=None, deadline=None, phases=[Phase.generate],
                      suppress_health_check=list(HealthCheck))
 
 
-# -- the two sides of (a): the suite's properties, and bare generation ---------------------------
+# -- the two sides of (a): the suite's search and properties, and bare generation ------------------
 
-def suite_properties() -> list[Callable[..., None]]:
-    """The body of every conformance property, as pytest runs it (judge=..., scenario=...)."""
-    bodies = []
+def suite_properties() -> dict[str, Callable[..., None]]:
+    """Invariant -> its conformance property, as pytest collects it."""
+    properties = {}
     for info in pkgutil.iter_modules(mailconform.conformance.__path__):
         module = importlib.import_module(f"mailconform.conformance.{info.name}")
-        bodies += [value.hypothesis.inner_test for name, value in sorted(vars(module).items())
-                   if name.startswith("test_") and hasattr(value, "hypothesis")]
-    return bodies
+        for name, value in sorted(vars(module).items()):
+            if name.startswith("test_") and hasattr(value, "hypothesis"):
+                (marker,) = [m for m in value.pytestmark if m.name == "invariant"]
+                properties[marker.args[0]] = value
+    return properties
 
 
 @cache
@@ -132,20 +136,17 @@ def scenario_shaped(draw: st.DrawFn, max_events: int = 4) -> tuple[Any, ...]:
     return (local, remote, aliases, forwards, lists, events)
 
 
-def run_properties(count: int, body: Callable[[Any], None], strategy: st.SearchStrategy[Any],
-                   examples: int, shared_seed: int | None = None) -> tuple[int, float]:
-    """Run ``count`` properties of ``examples`` each, all with one seed as the suite's plugin
-    runs its properties; (test-body calls made, seconds)."""
+def generated(examples: int) -> tuple[int, float]:
+    """Bare Hypothesis: one property drawing ``examples`` scenario-shaped values with an empty
+    body, as the search draws; (test-body calls made, seconds)."""
     calls = 0
-    common = random.getrandbits(64) if shared_seed is None else shared_seed
 
     def counted(value: Any) -> None:
         nonlocal calls
         calls += 1
-        body(value)
     start = time.perf_counter()
-    for _ in range(count):
-        seed(common)(settings(_SETTINGS, max_examples=examples)(given(strategy)(counted)))()
+    seed(random.getrandbits(64))(settings(_SETTINGS, max_examples=examples)(
+        given(scenario_shaped())(counted)))()
     return calls, time.perf_counter() - start
 
 
@@ -177,27 +178,28 @@ class Played:
         self.sut.close()
 
 
-def suite_calls(bodies: list[Callable[..., None]], sut: SystemUnderTest, examples: int
+def suite_calls(properties: dict[str, Callable[..., None]], sut: SystemUnderTest, examples: int
                 ) -> tuple[int, float]:
-    """Run every conformance property against ``sut``, one after another as the plugin does:
-    one seed, one judge whose player plays each scenario once for every invariant."""
+    """Judge every invariant against ``sut`` as the plugin does: one search draws and plays each
+    scenario once for all of them, then each invariant it broke runs its property (same seed) to
+    shrink.  (scenarios judged, seconds)."""
     judge = Judge(Player(sut, capacity=2 * examples + 100))
     common = random.getrandbits(64)
-    calls, seconds = 0, 0.0
-    for body in bodies:
-        made, took = run_properties(1, partial(call_property, body, judge), scenarios(), examples, common)
-        calls, seconds = calls + made, seconds + took
-    return calls, seconds
+    profile = settings(_SETTINGS, max_examples=examples)
+    start = time.perf_counter()
+    judge.search(list(properties), profile, common)
+    for invariant, tally in judge.tallies.items():
+        if tally.first_violation is not None:
+            test = properties[invariant]
+            with suppress(InvariantViolation):
+                seed(common)(settings(profile, phases=[Phase.generate, Phase.shrink])(test))(judge=judge)
+    return max(t.examples for t in judge.tallies.values()), time.perf_counter() - start
 
 
-def call_property(body: Callable[..., None], judge: Judge, scenario: Any) -> None:
-    body(judge=judge, scenario=scenario)
-
-
-def suite_tx_rate(bodies: list[Callable[..., None]], played: Played, examples: int) -> float:
-    """Transactions per second the conformance properties send into a SUT, end to end."""
+def suite_tx_rate(properties: dict[str, Callable[..., None]], played: Played, examples: int) -> float:
+    """Transactions per second the suite sends into a SUT, end to end."""
     before = played.transactions
-    _, seconds = suite_calls(bodies, played, examples)
+    _, seconds = suite_calls(properties, played, examples)
     return (played.transactions - before) / seconds
 
 
@@ -306,11 +308,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3: one round is an anecdote")
-    bodies = suite_properties()
+    properties = suite_properties()
     reference = InProcessSUT()
     embedded = {protocol: EmbeddedSUT(protocol=protocol) for protocol in ("smtp", "lmtp")}
     try:
-        results = measure(args, bodies, reference, embedded)
+        results = measure(args, properties, reference, embedded)
     finally:
         for sut in embedded.values():
             sut.close()
@@ -319,7 +321,7 @@ def main() -> None:
         print(f"written to {args.json}")
 
 
-def measure(args: argparse.Namespace, bodies: list[Callable[..., None]], reference: SystemUnderTest,
+def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]], reference: SystemUnderTest,
             embedded: dict[str, EmbeddedSUT]) -> dict[str, Any]:
     with bare_server("smtp") as raw_smtp, bare_server("lmtp") as raw_lmtp, \
             external_server() as (external, raw_external):
@@ -332,7 +334,7 @@ def measure(args: argparse.Namespace, bodies: list[Callable[..., None]], referen
 
             def run(size: int) -> float:
                 start = time.perf_counter()
-                rate = suite_tx_rate(bodies, played, size)
+                rate = suite_tx_rate(properties, played, size)
                 network_seconds[key] = time.perf_counter() - start
                 return rate
             return run
@@ -342,11 +344,11 @@ def measure(args: argparse.Namespace, bodies: list[Callable[..., None]], referen
             return lambda size: raw_tx_rate(client, min(max(network_seconds.get(key, 1.0), 0.5), 5.0))
 
         def generation(size: int) -> float:
-            calls, seconds = run_properties(len(bodies), lambda value: None, scenario_shaped(), size)
+            calls, seconds = generated(size)
             return calls / seconds
 
         def inprocess(size: int) -> float:
-            calls, seconds = suite_calls(bodies, reference, size)
+            calls, seconds = suite_calls(properties, reference, size)
             return calls / seconds
 
         comparisons = [

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from hypothesis import seed
+from hypothesis.internal.reflection import function_digest  # the database key of a property
 
 from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT, SETTINGS
 from mailconform.run import Judge, OutOfTime, SutBroken, Tally
@@ -31,6 +32,8 @@ from mailconform.suts.base import Player, SystemUnderTest
 
 _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
+_SELECTED = pytest.StashKey[list[str]]()
+"""The invariants whose properties this session runs: the ones the search judges."""
 _BROKEN = pytest.StashKey[str]()
 """The invariant during which the SUT could not be driven, once it could not."""
 
@@ -68,15 +71,45 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_report_header(config: pytest.Config) -> str:
     report_seed = config.stash[REPORT].seed
-    return (f"mailconform: every invariant draws the same scenarios (seed {report_seed};"
-            f" --hypothesis-seed={report_seed} repeats them)")
+    return (f"mailconform: each scenario is drawn once and judged by every invariant (seed"
+            f" {report_seed}; --hypothesis-seed={report_seed} repeats them)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """One seed for every conformance property: they draw the same scenarios, each played once."""
+    """One seed for the search and every conformance property: they draw the same scenarios."""
+    selected = []
     for item in items:
-        if item.get_closest_marker("invariant") and isinstance(item, pytest.Function):
+        marker = item.get_closest_marker("invariant")
+        if marker and isinstance(item, pytest.Function) and hasattr(item.obj, "hypothesis"):
             seed(config.stash[REPORT].seed)(item.obj)
+            selected.append(marker.args[0])
+    config.stash[_SELECTED] = selected
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A conformance property runs only to shrink what the search broke, or to replay saved
+    counterexamples; an invariant the search judged unbroken has its verdict already."""
+    marker = pyfuncitem.get_closest_marker("invariant")
+    judging = pyfuncitem.funcargs.get("judge")
+    if marker is None or not isinstance(judging, Judge) or not hasattr(pyfuncitem.obj, "hypothesis"):
+        return None
+    config = pyfuncitem.config
+    selected: list[str] = config.stash[_SELECTED]
+    judging.search(selected, config.stash[SETTINGS], config.stash[REPORT].seed)
+    tally = judging.tallies.get(marker.args[0])
+    if tally is None or tally.first_violation is not None or _has_saved_examples(pyfuncitem.obj):
+        return None
+    if judging.search_cut:
+        raise OutOfTime
+    return True
+
+
+def _has_saved_examples(test: Any) -> bool:
+    """Whether the example database holds counterexamples of this property (replayed first)."""
+    database = test._hypothesis_internal_use_settings.database
+    key = function_digest(test.hypothesis.inner_test)
+    return database is not None and next(iter(database.fetch(key)), None) is not None
 
 
 @pytest.fixture(scope="session")
@@ -112,13 +145,16 @@ def _progress_writer(config: pytest.Config) -> Any:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """After the SUT broke or the budget ran out, the remaining invariants are not run, and say why."""
-    if not item.get_closest_marker("invariant"):
+    marker = item.get_closest_marker("invariant")
+    if marker is None:
         return
     broken = item.config.stash.get(_BROKEN, None)
     if broken:
         pytest.skip(f"not run: the SUT could not be driven (see {broken})")
     deadline = item.config.stash[_DEADLINE]
-    if deadline is not None and time.time() >= deadline:
+    judging = item.config.stash.get(_JUDGE, None)
+    searched = judging is not None and marker.args[0] in judging.searched
+    if deadline is not None and time.time() >= deadline and not searched:
         pytest.skip(f"not run: the --budget of {item.config.getoption('--budget'):g} s was spent")
 
 

@@ -1,22 +1,27 @@
 """A conformance run: judges each example, counts evidence, keeps time, stops cleanly.
 
-The pytest plugin owns one `Judge` per process; every conformance property calls it once per
-example.  It knows nothing of pytest, so the same judging drives any front end.
+The pytest plugin owns one `Judge` per process.  Its `search` draws each scenario once, plays
+it once and judges it for every selected invariant; a conformance property then runs only
+for an invariant the search broke (to shrink the failure) or one with saved counterexamples.
+The properties draw with the search's seed, so until their first failure they meet the very
+scenarios, plays and verdicts the search made.  It knows nothing of pytest, so the same
+judging drives any front end.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from hypothesis import note
+from hypothesis import Phase, example, given, note, seed, settings
 
 from mailconform.specs.explain import InvariantViolation
-from mailconform.specs.invariants import BY_ID
+from mailconform.specs.invariants import BY_ID, Violation
 from mailconform.specs.scenario import Scenario
-from mailconform.suts.base import Player, SutError, delivered_late
+from mailconform.strategies import SEED_STORY, scenarios
+from mailconform.suts.base import Player, Run, SutError, delivered_late
 from mailconform.suts.wire import MailboxError, ProtocolError
 
 _T = TypeVar("_T")
@@ -53,7 +58,9 @@ class Tally:
     lost: Scenario | None = None
     """copy-per-path: the first story whose missing copy was still missing after the full
     quiescence bound."""
-    started: float = field(default_factory=time.monotonic)
+    counting: bool = True
+    """Examples are counted once: by the search, not again by a property that replays them."""
+    shrink_plays: int = 0
     reported: float = field(default_factory=time.monotonic)
 
 
@@ -66,16 +73,92 @@ class Judge:
         self.progress = progress
         self.every = every
         self.tallies: dict[str, Tally] = {}
+        self.searched: set[str] = set()
+        self.search_cut = False
+        """The budget ran out during the search: its invariants were judged on fewer examples."""
+
+    def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable) -> None:
+        """Judge every invariant of ``invariant_ids`` not searched yet on one draw of each scenario.
+
+        Draws as the properties do (``profile``, ``run_seed``, the seed story first) but never
+        fails: a broken invariant is left to its own property, which meets the same scenarios
+        and shrinks.  Ends early once every one of them is broken."""
+        wanted = [i for i in dict.fromkeys(invariant_ids) if i not in self.searched]
+        if not wanted:
+            return
+        self.searched.update(wanted)
+        tallies = [(i, self.tallies.setdefault(i, Tally())) for i in wanted]
+        started = reported = time.monotonic()
+
+        @seed(run_seed)
+        @settings(profile, database=None, phases=(Phase.explicit, Phase.generate))
+        @example(scenario=SEED_STORY)
+        @given(scenario=scenarios())
+        def every_invariant(scenario: Scenario) -> None:
+            nonlocal reported
+            unbroken = [i for i, tally in tallies if tally.first_violation is None]
+            if not unbroken:
+                raise _AllBroken
+            if self.out_of_time():  # between scenarios: every invariant keeps the same evidence
+                raise OutOfTime
+            for invariant_id in unbroken:
+                self.judged(scenario, invariant_id)
+            if self.progress and time.monotonic() - reported >= self.every:
+                reported = time.monotonic()
+                self.progress(self._progress_line(tallies, reported - started))
+        try:
+            every_invariant()
+        except _AllBroken:
+            pass
+        except OutOfTime:
+            self.search_cut = True
+        for _, tally in tallies:
+            tally.counting = False
 
     def __call__(self, scenario: Scenario, invariant_id: str) -> None:
-        """Judge one example: play it (once for all invariants) and check ``invariant_id``."""
-        tally = self.tallies.setdefault(invariant_id, Tally())
+        """Judge one example of a property: raise its violation, if ``scenario`` breaks it."""
         if self.out_of_time():
             raise OutOfTime
+        plays = self.player.plays
+        violation = self.judged(scenario, invariant_id)
+        tally = self.tallies[invariant_id]
+        if tally.first_violation is not None and self.player.plays > plays:
+            self._shrink_progress(invariant_id, tally)
+        if violation is not None:
+            raise violation
+
+    def _shrink_progress(self, invariant_id: str, tally: Tally) -> None:
+        """Shrinking a failure plays new scenarios; on a slow SUT that takes a while: say so."""
+        tally.shrink_plays += 1
+        now = time.monotonic()
+        if self.progress and now - tally.reported >= self.every:
+            tally.reported = now
+            self.progress(f"mailconform: {invariant_id}: shrinking the failure,"
+                          f" {tally.shrink_plays} smaller stories played so far")
+
+    def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
+        """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
+        tally = self.tallies.setdefault(invariant_id, Tally())
         run = self._driven(lambda: self.player.run(scenario))
         note(scenario.story())
         invariant = BY_ID[invariant_id]
-        violations = invariant.check(run.plan, run.observation)
+        violations = run.verdicts.get(invariant_id)
+        if violations is None:
+            violations = run.verdicts[invariant_id] = self._violations(scenario, invariant_id, run, tally)
+        if tally.counting and tally.first_violation is None:
+            tally.examples += 1
+            tally.exercised += invariant.exercised(run.plan, run.observation)
+        if not violations:
+            return None
+        violation = InvariantViolation(invariant, run.plan, run.observation, violations,
+                                       self.player.sut.name)
+        tally.first_violation = tally.first_violation or violation
+        tally.last_failing = scenario
+        return violation
+
+    def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
+                    ) -> list[Violation]:
+        violations = BY_ID[invariant_id].check(run.plan, run.observation)
         if violations and invariant_id == "copy-per-path" and tally.lost is None:
             # Until one loss is confirmed, every missing copy is read again after the full
             # quiescence bound: a copy that turns up was delivered late, which is no violation.
@@ -85,16 +168,7 @@ class Judge:
                 violations = []
             if waited is None:
                 tally.lost = scenario
-        if tally.first_violation is None:
-            tally.examples += 1
-            tally.exercised += invariant.exercised(run.plan, run.observation)
-            self._report_progress(invariant_id, tally)
-        if violations:
-            violation = InvariantViolation(invariant, run.plan, run.observation, violations,
-                                           self.player.sut.name)
-            tally.first_violation = tally.first_violation or violation
-            tally.last_failing = scenario
-            raise violation
+        return violations
 
     def late_by(self, scenario: Scenario) -> float | None:
         """Seconds after the last reply at which a replay of ``scenario`` had every owed copy,
@@ -110,11 +184,13 @@ class Judge:
     def out_of_time(self) -> bool:
         return self.deadline is not None and time.time() >= self.deadline
 
-    def _report_progress(self, invariant_id: str, tally: Tally) -> None:
-        now = time.monotonic()
-        if self.progress is None or now - tally.reported < self.every:
-            return
-        tally.reported = now
-        self.progress(f"mailconform: {invariant_id}: {tally.examples} examples"
-                      f" ({tally.exercised} exercised), {now - tally.started:.0f} s;"
-                      f" {self.player.plays} plays so far")
+    def _progress_line(self, tallies: list[tuple[str, Tally]], seconds: float) -> str:
+        examples = max(tally.examples for _, tally in tallies)
+        broken = [i for i, tally in tallies if tally.first_violation is not None]
+        return (f"mailconform: {examples} scenarios judged for {len(tallies)} invariants"
+                f" in {seconds:.0f} s ({self.player.plays} plays)"
+                + (f"; broken so far: {', '.join(broken)}" if broken else ""))
+
+
+class _AllBroken(BaseException):
+    """Every searched invariant is broken: more scenarios would judge nothing."""

@@ -15,8 +15,10 @@ from email import message_from_bytes
 from email.errors import HeaderParseError
 from email.header import decode_header, make_header
 from email.message import Message
+from email.parser import BytesParser
 from functools import cached_property
 
+_HEADERS = BytesParser()  # compat32, as message_from_bytes
 _ADDRESS = re.compile(r";\s*<?([^<>\s;]+@[^<>\s;]+)>?")
 
 
@@ -75,8 +77,8 @@ def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: re.Pattern[str],
     for mailbox, raws in mailboxes.items():
         filed_in = (folders or {}).get(mailbox) or ["INBOX"] * len(raws)
         for raw, folder in zip(raws, filed_in, strict=True):
-            parsed = message_from_bytes(raw)
-            notice = _as_notice(mailbox, parsed)
+            parsed = _HEADERS.parsebytes(raw, headersonly=True)  # the body only matters in a notice
+            notice = _as_notice(mailbox, message_from_bytes(raw)) if _is_report(parsed) else None
             if notice:
                 notices.append(replace(notice, raw=raw))
             else:
@@ -94,11 +96,12 @@ def _path(parsed: Message, trace_id: re.Pattern[str]) -> str | None:
     return None
 
 
+def _is_report(parsed: Message) -> bool:
+    return (parsed.get_content_type() == "multipart/report"
+            and parsed.get_param("report-type") == "delivery-status")
+
+
 def _as_notice(mailbox: str, parsed: Message) -> Notice | None:
-    if parsed.get_content_type() != "multipart/report":
-        return None
-    if parsed.get_param("report-type") != "delivery-status":
-        return None
     recipients: set[str] = set()
     message_id = None
     for part in parsed.walk():

@@ -126,6 +126,9 @@ class _Wire:
                  reply_timeout: float, transcript: Transcript) -> None:
         self.sut = sut
         self.transcript = transcript
+        self.idle = True
+        """No transaction open: fresh, reset, or the last one ended at the final dot (RFC 5321
+        §4.1.1.4), so the next MAIL needs no RSET before it."""
         self._reply_timeout = reply_timeout
         # smtplib reads replies (multi-line, length-capped); the socket is ours so that
         # connecting and reading get separate timeouts and Unix sockets work for LMTP.
@@ -221,6 +224,7 @@ class _Wire:
             return False
         if reply.code != 250:
             raise ProtocolError(self.sut, "RSET", self.transcript, f"RSET answered {reply.code}")
+        self.idle = True
         return True
 
     def close(self) -> None:
@@ -307,7 +311,7 @@ class Injector:
     def _send_once(self, mail_from: str, rcpts: Sequence[str], data: bytes) -> TransactionReply:
         transcript = Transcript()
         try:
-            reply = self._transaction(self._ready(transcript), mail_from, rcpts, data)
+            reply = self._reused_or_new(transcript, mail_from, rcpts, data)
             if _closing(reply):
                 # 421 before DATA: the server is closing the channel (RFC 5321 §3.8), e.g. at a
                 # per-connection message limit, and nothing was accepted: start afresh, once.
@@ -326,11 +330,25 @@ class Injector:
             self._wire.quit()
             self._wire = None
 
+    def _reused_or_new(self, transcript: Transcript, mail_from: str, rcpts: Sequence[str],
+                       data: bytes) -> TransactionReply:
+        """The transaction on the open connection; on a new one if the server had closed it
+        while idle (found at MAIL, before anything was accepted)."""
+        unreset = self._wire is not None and self._wire.idle
+        try:
+            return self._transaction(self._ready(transcript), mail_from, rcpts, data)
+        except _Dropped as dropped:
+            if not (unreset and dropped.step.startswith("MAIL")):
+                raise
+        transcript.append("-- the server had closed the connection; reconnecting once")
+        self._forget_connection()
+        return self._transaction(self._ready(transcript), mail_from, rcpts, data)
+
     def _ready(self, transcript: Transcript) -> _Wire:
-        """The open connection, reset, or a new one if the server dropped the old one."""
+        """The open connection, idle or reset, or a new one if the server dropped the old one."""
         if self._wire is not None:
             self._wire.transcript = transcript
-            if self._wire.reset():
+            if self._wire.idle or self._wire.reset():
                 return self._wire
             transcript.append("-- the server had closed the connection; reconnecting once")
         self._wire = _Wire(self.endpoint, sut=self.sut, connect_timeout=self._connect_timeout,
@@ -346,6 +364,7 @@ class Injector:
 
     def _transaction(self, wire: _Wire, mail_from: str, rcpts: Sequence[str],
                      data: bytes) -> TransactionReply:
+        wire.idle = False
         mail = wire.command(f"MAIL FROM:<{mail_from}>")
         rcpt_replies: dict[str, Reply] = {}
         accepted: list[str] = []  # one entry per accepted RCPT command, repeats included
@@ -380,9 +399,12 @@ class Injector:
             return [go_ahead] * len(accepted)
         wire.send_data(data)
         if self.endpoint.protocol == "smtp":
-            return [wire.read("final dot", _completion)] * len(accepted)
-        return [wire.read(f"final dot (reply {i} of {len(accepted)}, for <{rcpt}>)", _completion)
-                for i, rcpt in enumerate(accepted, 1)]
+            finals = [wire.read("final dot", _completion)] * len(accepted)
+        else:
+            finals = [wire.read(f"final dot (reply {i} of {len(accepted)}, for <{rcpt}>)", _completion)
+                      for i, rcpt in enumerate(accepted, 1)]
+        wire.idle = True
+        return finals
 
     def _forget_connection(self) -> None:
         if self._wire is not None:

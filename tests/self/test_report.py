@@ -148,32 +148,32 @@ def test_a_server_that_dies_is_an_error_not_the_expected_failure(
 
 
 def test_budget_ends_the_run_cleanly_and_honestly(tmp_path: Path) -> None:
-    """A --budget stops a long run: what ran keeps its evidence, the rest says it never ran."""
+    """A --budget stops a long run: every invariant keeps the evidence the search gathered and
+    says it was cut short; none passes on it."""
     report_path = tmp_path / "report.json"
     started = time.monotonic()
-    result = run_suite("--sut", "reference", "--budget", "10", "--report-json", str(report_path),
+    result = run_suite("--sut", "reference", "--budget", "2", "--report-json", str(report_path),
                        "--progress-every", "0.5", profile="thorough")
     assert time.monotonic() - started < 120
     assert result.returncode == 0, result.stdout[-2000:]
     found = list(entries(report_path).values())
-    (cut,) = [e for e in found if "--budget was spent after" in e["reason"]]  # the one running then
-    assert cut["outcome"] in ("passed", "not-exercised") and 0 < cut["examples"] < 1000
-    not_run = [e for e in found if not e["examples"]]
-    assert not_run and all("not run: the --budget of 10 s was spent" in e["reason"] for e in not_run)
-    assert all(e["outcome"] == "not-exercised" for e in not_run)
-    assert all(e["examples"] >= 1000 for e in found if e is not cut and e not in not_run)
+    assert len(found) == 7 and all("--budget was spent after" in e["reason"] for e in found)
+    assert len({e["examples"] for e in found}) == 1 and 0 < found[0]["examples"] < 1000
+    assert all(e["outcome"] in ("passed", "not-exercised") for e in found)
+    assert "7 skipped" in result.stdout  # a partial search passes no gate
     # Progress reached the terminal through pytest's output capture.
-    assert "examples (" in result.stdout and " exercised), " in result.stdout
+    assert " scenarios judged for 7 invariants in " in result.stdout
 
 
 def test_a_killed_run_leaves_every_finished_outcome(tmp_path: Path) -> None:
     """The JSON report is rewritten after each invariant: killing the run loses only the unfinished."""
     report_path = tmp_path / "report.json"
+    # copy-per-path fails here and waits out the quiescence bound before its verdict: the
+    # invariants reported before it are finished, the ones after it are not.
     suite = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut", "reference",
+        [sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut", "embedded:dedup-message-id",
          "--report-json", str(report_path)],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "MAILCONFORM_PROFILE": "thorough"})
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
         finished: list[dict[str, Any]] = []
@@ -187,7 +187,7 @@ def test_a_killed_run_leaves_every_finished_outcome(tmp_path: Path) -> None:
         suite.kill()
     report = json.loads(report_path.read_text())
     assert not report["complete"]
-    assert finished and finished[0]["outcome"] == "passed" and finished[0]["examples"] >= 1000
+    assert finished and finished[0]["outcome"] == "passed" and finished[0]["examples"] >= 40
     unfinished = [e for e in report["invariants"] if not e["examples"]]
     assert unfinished and all(e["reason"] == "not judged: the run ended before it" for e in unfinished)
 

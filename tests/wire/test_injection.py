@@ -81,14 +81,19 @@ def test_repeated_rcpt_keeps_its_first_replies() -> None:
 
 
 def test_one_connection_carries_many_transactions(served: tuple[Recorder, EmbeddedServer]) -> None:
-    """Transactions after the first reuse the connection, reset by RSET, without reconnecting."""
+    """Transactions after the first reuse the connection without reconnecting; one that ended at
+    the final dot needs no RSET, one whose recipients were all refused is reset."""
     recorder, server = served
     with Injector(server.url, sut="embedded") as injector:
         replies = [injector.send(FROM, [f"u{i}@isp.test"], MESSAGE) for i in range(50)]
+        refused = injector.send(FROM, ["nobody@isp.test"], MESSAGE)
+        after_refusal = injector.send(FROM, ["u1@isp.test"], MESSAGE)
     assert all(reply.delivered_to(f"u{i}@isp.test") for i, reply in enumerate(replies))
     assert replies[0].transcript[0].startswith("-- connect")
-    assert all(reply.transcript[0] == "C: RSET" for reply in replies[1:])
-    assert len(recorder.deliveries) == 50
+    assert all(reply.transcript[0].startswith("C: MAIL FROM:") for reply in replies[1:])
+    assert not refused.delivered_to("nobody@isp.test") and refused.transcript[-2] == "C: RSET"
+    assert after_refusal.transcript[0].startswith("C: MAIL FROM:")
+    assert len(recorder.deliveries) == 51
 
 
 def test_dot_stuffing_and_line_endings_round_trip(served: tuple[Recorder, EmbeddedServer]) -> None:

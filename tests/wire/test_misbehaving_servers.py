@@ -84,7 +84,9 @@ def test_refused_mail_sends_rset_and_no_rcpt_or_data() -> None:
 
 def test_reconnects_once_when_the_idle_connection_was_dropped() -> None:
     """If the server closed the connection between transactions, the next one runs on a new connection."""
-    with but("RSET", None) as server, Injector(server.url("smtp"), sut="scripted") as injector:
+    mails = iter(["250 ok", None])  # the second MAIL finds the connection closed (an idle timeout)
+    with ScriptedServer(lambda line: next(mails, "250 ok") if line.startswith("MAIL") else polite(line)) \
+            as server, Injector(server.url("smtp"), sut="scripted") as injector:
         first = injector.send(FROM, ["a@isp.test"], MESSAGE)
         second = injector.send(FROM, ["a@isp.test"], MESSAGE)
         assert server.connections == 2
