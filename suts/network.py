@@ -281,7 +281,11 @@ class NetworkSUT:
         self._provisioned.add(address)
 
     def _clean_up(self) -> None:
-        """Remove the mailboxes the last example created (kept until now for recheck())."""
+        """End the last example's mailbox sessions and remove the mailboxes it created (both kept
+        until now for recheck())."""
+        if self._last is not None:
+            for reader in self._last.readers.values():
+                reader.close()
         created, self._created = self._created, ()
         if created and self._remove_mailboxes:
             self._remove_mailboxes(created)
