@@ -18,6 +18,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, replace
 
 from mailconform.specs.diagnosis import (
@@ -182,12 +183,14 @@ def _read_again(sut: NetworkSUT, plan: Plan, before: Observation) -> Observation
     """The plan's mailboxes as they are now, judged on what the SUT accepted in the play; notices
     at the sink are the play's (the next play cleared the sink)."""
     config = sut.config
-    held = {mailbox: [(folder, raw) for folder, raw in open_mailbox(
-                config.mailbox_url(mailbox), password=config.password, timeout=config.timeouts.reply
-            ).filed() if BARRIER_FIELD + b":" not in raw]
-            for mailbox in plan.mailboxes}
+    held: dict[str, list[tuple[str, bytes]]] = {}
+    for mailbox in plan.mailboxes:
+        with closing(open_mailbox(config.mailbox_url(mailbox), password=config.password,
+                                  timeout=config.timeouts.reply)) as reader:
+            held[mailbox] = [(folder, raw) for folder, raw in reader.filed()
+                             if BARRIER_FIELD + b":" not in raw]
     now = observe({m: [raw for _, raw in filed] for m, filed in held.items()},
-                  plan.naming.transaction_id_pattern, before.accepted, before.replies,
+                  plan.naming.transaction_id_in, before.accepted, before.replies,
                   folders={m: [folder for folder, _ in filed] for m, filed in held.items()})
     return replace(now, notices=before.notices + tuple(n for n in now.notices if n not in before.notices))
 
@@ -204,11 +207,12 @@ def _elsewhere(sut: SystemUnderTest, trial: Experiment) -> int | None:
     if url == config.mailbox_url(trial.addressed):
         return 0
     try:
-        held = open_mailbox(url, password=config.password, timeout=config.timeouts.reply).messages()
+        with closing(open_mailbox(url, password=config.password, timeout=config.timeouts.reply)) as reader:
+            held = reader.messages()
     except (MailboxError, ValueError, OSError):
         return None
     varied = trial.sends[-1].transaction.id  # the variant may name the addressed mailbox after all
-    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_pattern, {})
+    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_in, {})
     return sum(1 for c in found.copies if c.path == varied)
 
 
