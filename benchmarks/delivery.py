@@ -15,7 +15,7 @@ Four comparisons, each a ratio of the suite's rate to a baseline's rate:
   on one reused connection into a bare aiosmtpd Maildir store kept where the
   embedded SUT keeps its Maildirs.
 - external_smtp_vs_raw: the suite against a separate aiosmtpd Maildir
-  server process (tests/servers/tiny_mx.py, described by a minimal
+  server process (tests/servers/store.py, described by a minimal
   --sut-config file) vs raw smtplib into that same server.
 
 Rounds are interleaved (suite, baseline, suite, baseline ...) after one
@@ -69,7 +69,7 @@ from mailconform.suts.inprocess import InProcessSUT  # noqa: E402
 from mailconform.suts.network import NetworkSUT  # noqa: E402
 from mailconform.suts.wire import EmbeddedServer, Reply  # noqa: E402
 
-TINY_MX = ROOT / "tests" / "servers" / "tiny_mx.py"
+STORE = ROOT / "tests" / "servers" / "store.py"
 _MESSAGE = plan(SEED_STORY, Naming("bench")).injections[0].data
 """A message the size the suite sends."""
 _SETTINGS = settings(database=None, deadline=None, phases=[Phase.generate],
@@ -246,13 +246,13 @@ def bare_server(protocol: str) -> Iterator[smtplib.SMTP]:
 
 @contextmanager
 def external_server() -> Iterator[tuple[NetworkSUT, smtplib.SMTP]]:
-    """tiny_mx.py in its own process; the suite's SUT for it (from a TOML file) and a raw client."""
+    """store.py in its own process; the suite's SUT for it (from a TOML file) and a raw client."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as root:
-        process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), f"{root}/mail", "isp.test"],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port),
+                                    "--root", f"{root}/mail"], stdout=subprocess.PIPE, text=True)
         try:
             assert process.stdout and process.stdout.readline().strip() == "ready"
             config = Path(root) / "tiny.toml"
