@@ -28,6 +28,7 @@ from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.specs.report import Result
+from mailconform.specs.wording import counted
 from mailconform.suts.base import Player, SystemUnderTest
 
 _JUDGE = pytest.StashKey[Judge]()
@@ -210,7 +211,7 @@ def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Resu
         return Result("error", examples, exercised, str(error))
     violation = _violation(error) if error is not None else None
     if isinstance(error, OutOfTime):
-        spent = f"the --budget was spent after {examples} examples"
+        spent = f"the --budget was spent after {counted(examples, 'example')}"
         if tally.first_violation:
             return Result("failed", examples, exercised, f"{spent}; shrinking stopped there",
                           tally.first_violation.counterexample)
@@ -240,8 +241,8 @@ def _on_evidence(invariant: str, tally: Tally, note: str) -> Result:
     """Passed, late or not exercised: an invariant that was not broken, said on its evidence."""
     examples, exercised = tally.examples, tally.exercised
     if tally.late:
-        late = (f"in {len(tally.late)} of {examples} examples a copy that looked lost was there after"
-                f" the full quiescence bound, up to {max(tally.late):.1f} s after the last reply:"
+        late = (f"in {len(tally.late)} of {counted(examples, 'example')} a copy that looked lost was there"
+                f" after the full quiescence bound, up to {max(tally.late):.1f} s after the last reply:"
                 " late delivery, not loss")
         return Result("late", examples, exercised, f"{note}; {late}" if note else late)
     if exercised:
@@ -374,7 +375,7 @@ class _Reporter:
             write(line)
         if record.plays:
             shared = 1 - record.plays / record.judged
-            write(f"mailconform: {record.plays} plays judged {record.judged} examples"
+            write(f"mailconform: {counted(record.plays, 'play')} judged {counted(record.judged, 'example')}"
                   f" ({shared:.0%} judged on a play another invariant had made)")
         for result in record.results.values():
             if result.outcome == "error":
