@@ -219,9 +219,11 @@ def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Resu
         return Result("error", examples, exercised, f"the suite could not judge it: {_one_line(error)}")
     if violation is None:
         return _on_evidence(invariant, tally, "")
-    if invariant == "copy-per-path" and tally.last_failing and tally.first_violation:
+    if (invariant == "copy-per-path" and tally.last_failing and tally.first_violation
+            and tally.last_failing != tally.lost):
         # The shrunk story is read again after the full quiescence bound before it is
-        # reported as loss: shrinking did not wait that long for each candidate.
+        # reported as loss: shrinking did not wait that long for each candidate (the story
+        # already confirmed lost, e.g. a failing explicit example, was read that way once).
         try:
             waited = judging.late_by(tally.last_failing)
         except SutBroken as broken:

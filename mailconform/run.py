@@ -55,8 +55,9 @@ class Tally:
     """The latest scenario that broke it: after shrinking, the minimal one (replayed last)."""
     late: list[float] = field(default_factory=list)
     """copy-per-path: per example whose missing copies turned up on recheck, when they were there."""
-    loss_confirmed: bool = False
-    """copy-per-path: a missing copy was still missing after the full quiescence bound."""
+    lost: Scenario | None = None
+    """copy-per-path: the first story whose missing copy was still missing after the full
+    quiescence bound."""
     counting: bool = True
     """Examples are counted once: by the search, not again by a property that replays them."""
     shrink_plays: int = 0
@@ -158,15 +159,17 @@ class Judge:
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
                     ) -> list[Violation]:
         violations = BY_ID[invariant_id].check(run.plan, run.observation)
-        if violations and invariant_id == "copy-per-path" and not tally.loss_confirmed:
+        if violations and invariant_id == "copy-per-path" and tally.lost is None:
             # Until one loss is confirmed, every missing copy is read again after the full
             # quiescence bound: a copy that turns up was delivered late, which is no violation.
             waited = self.late_by(scenario)
             if waited is not None:
                 tally.late.append(waited)
                 violations = []
-            tally.loss_confirmed = waited is None
+            if waited is None:
+                tally.lost = scenario
         return violations
+
     def late_by(self, scenario: Scenario) -> float | None:
         """Seconds after the last reply at which a replay of ``scenario`` had every owed copy,
         reading again after the full quiescence bound; None if a copy is still missing."""

@@ -93,14 +93,18 @@ def symbolizer(plan: Plan) -> Callable[[str], str]:
     """Replace the example's concrete names by the story's symbols."""
     naming = plan.naming
     local = re.compile(rf"[\w.+-]+@{re.escape(naming.sut_domain)}", re.IGNORECASE)
-    ids = re.compile(rf"mc{re.escape(naming.nonce)}t(\d+)")
-    message_ids = re.compile(rf"<(\w+)\.{re.escape(naming.nonce)}@[\w.]+>")
 
     def symbolic(text: str) -> str:
-        text = ids.sub(r"t\1", text)
-        text = message_ids.sub(r"<\1>", text)
+        text = _ANY_TRANSACTION_ID.sub(lambda m: f"t{m[2]}" if m[1] == naming.nonce else m[0], text)
+        text = _ANY_MESSAGE_ID.sub(lambda m: f"<{m[1]}>" if m[2] == naming.nonce else m[0], text)
         return local.sub(lambda m: naming.symbol_of(m.group(0)), text)
     return symbolic
+
+
+# Any example's names, the nonce a group of its own: one pattern each for the whole run (see
+# naming._TRANSACTION_ID); only the SUT's domain, of which a run has one, goes into a pattern.
+_ANY_TRANSACTION_ID = re.compile(r"mc(\w+)t(\d+)")
+_ANY_MESSAGE_ID = re.compile(r"<(\w+)\.(\w+)@[\w.]+>")
 
 
 def scenario_json(scenario: Scenario) -> dict[str, Any]:

@@ -98,8 +98,7 @@ _last_attributed: tuple[Plan | None, Observation | None, Attribution] = (None, N
 
 def _suite_ids(plan: Plan, received: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The suite's transaction ids in a trace, topmost first."""
-    pattern = plan.naming.transaction_id_pattern
-    return tuple(found.group(1) for found in map(pattern.search, received) if found)
+    return tuple(found for found in map(plan.naming.transaction_id_in, received) if found)
 
 
 def _copy_per_path(plan: Plan, observation: Observation) -> list[Violation]:

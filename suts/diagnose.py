@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import replace
 
 from mailconform.specs.diagnosis import (
@@ -116,11 +117,12 @@ def _elsewhere(sut: SystemUnderTest, trial: Experiment) -> int | None:
     if url == config.mailbox_url(trial.addressed):
         return 0
     try:
-        held = open_mailbox(url, password=config.password, timeout=config.timeouts.reply).messages()
+        with closing(open_mailbox(url, password=config.password, timeout=config.timeouts.reply)) as reader:
+            held = reader.messages()
     except (MailboxError, ValueError, OSError):
         return None
     varied = trial.sends[-1].transaction.id  # the variant may name the addressed mailbox after all
-    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_pattern, {})
+    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_in, {})
     return sum(1 for c in found.copies if c.path == varied)
 
 

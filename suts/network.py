@@ -224,7 +224,7 @@ class NetworkSUT:
 
     def _observe(self, played: _Played, held: _Held) -> Observation:
         observation = observe({m: [raw for _, raw in filed] for m, filed in held.items()},
-                              played.plan.naming.transaction_id_pattern, played.log.accepted,
+                              played.plan.naming.transaction_id_in, played.log.accepted,
                               played.log.said,
                               folders={m: [folder for folder, _ in filed] for m, filed in held.items()})
         return replace(observation, waited=time.monotonic() - played.replied,
@@ -281,7 +281,11 @@ class NetworkSUT:
         self._provisioned.add(address)
 
     def _clean_up(self) -> None:
-        """Remove the mailboxes the last example created (kept until now for recheck())."""
+        """End the last example's mailbox sessions and remove the mailboxes it created (both kept
+        until now for recheck())."""
+        if self._last is not None:
+            for reader in self._last.readers.values():
+                reader.close()
         created, self._created = self._created, ()
         if created and self._remove_mailboxes:
             self._remove_mailboxes(created)

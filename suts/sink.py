@@ -72,6 +72,9 @@ class SinkMailbox:
     def clear(self) -> None:
         self._held.clear(self.address)
 
+    def close(self) -> None:
+        """Held in this process: there is no session to end."""
+
 
 class Sink:
     """The suite's SMTP sink on loopback; `url` is where a SUT should relay to."""

@@ -18,6 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime, make_msgid
@@ -76,29 +77,29 @@ def hand_check(config: SutConfig, out: list[str]) -> tuple[list[int], list[int]]
     local = config.mailboxes[0] if config.mailboxes else f"hc{os.getpid()}x{int(time.time()) % 100000}"
     address = f"{local}@{config.domains[0]}"
     provision(config, local)
-    reader = open_mailbox(config.mailbox_url(address), password=config.password,
-                          timeout=config.timeouts.reply)
-    reader.clear()
-    message_id = make_msgid(domain="isp.test")
-    out.append(f"{config.name}: four deliveries of {message_id} to {address} via {config.inject},"
-               " each on its own connection")
-    copies, owed, accepted = [], [], 0
-    for delivery in deliveries(address, message_id, time.time()):
-        data = f"{delivery.header}\r\nOne post, four paths.\r\n".encode()
-        with Injector(config.inject, sut=config.name, connect_timeout=config.timeouts.connect,
-                      reply_timeout=config.timeouts.reply) as injector:
-            try:
-                reply = injector.send(delivery.mail_from, [address], data)
-            except ProtocolError as error:
-                out.append(f"{delivery.label:24} broke the protocol: {error}")
-                break
-        accepted += reply.delivered_to(address)
-        quiet = wait_quiet(lambda: len(reader.messages()), settle=max(config.timeouts.settle, 0.5),
-                           limit=config.timeouts.quiescence)
-        copies.append(quiet.snapshot)
-        owed.append(accepted)
-        out.append(f"{delivery.label:24} {replies(reply, address)}")
-        out.append(f"{'':24} copies {quiet.snapshot} (owed {accepted})")
+    with closing(open_mailbox(config.mailbox_url(address), password=config.password,
+                              timeout=config.timeouts.reply)) as reader:
+        reader.clear()
+        message_id = make_msgid(domain="isp.test")
+        out.append(f"{config.name}: four deliveries of {message_id} to {address} via {config.inject},"
+                   " each on its own connection")
+        copies, owed, accepted = [], [], 0
+        for delivery in deliveries(address, message_id, time.time()):
+            data = f"{delivery.header}\r\nOne post, four paths.\r\n".encode()
+            with Injector(config.inject, sut=config.name, connect_timeout=config.timeouts.connect,
+                          reply_timeout=config.timeouts.reply) as injector:
+                try:
+                    reply = injector.send(delivery.mail_from, [address], data)
+                except ProtocolError as error:
+                    out.append(f"{delivery.label:24} broke the protocol: {error}")
+                    break
+            accepted += reply.delivered_to(address)
+            quiet = wait_quiet(lambda: len(reader.messages()), settle=max(config.timeouts.settle, 0.5),
+                               limit=config.timeouts.quiescence)
+            copies.append(quiet.snapshot)
+            owed.append(accepted)
+            out.append(f"{delivery.label:24} {replies(reply, address)}")
+            out.append(f"{'':24} copies {quiet.snapshot} (owed {accepted})")
     out.append(f"copies after a, b, c, d: {','.join(map(str, copies))};"
                f" owed: {','.join(map(str, owed))}")
     return copies, owed

@@ -9,6 +9,8 @@ line endings, as the protocols carry them; Maildir returns the file bytes.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import imaplib
 import mailbox
 import math
@@ -16,10 +18,10 @@ import os
 import poplib
 import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 _LIST_REPLY = re.compile(r'\((?P<flags>[^)]*)\)\s+(?:"[^"]*"|NIL)\s+(?P<name>.+)$')
@@ -29,6 +31,7 @@ _OPTIONS = frozenset({"starttls", "insecure"})
 
 
 INBOX = "INBOX"
+_T = TypeVar("_T")
 
 Filed = tuple[str, bytes]
 """(folder, raw message): where in the mailbox a message was filed."""
@@ -47,6 +50,10 @@ class MailboxReader(Protocol):
         """Delete every message, in every folder."""
         ...
 
+    def close(self) -> None:
+        """End a session kept open between reads; a later read opens a new one."""
+        ...
+
 
 class MailboxError(Exception):
     """A mailbox could not be read or cleared; names the URL, never the password."""
@@ -63,7 +70,11 @@ class Account:
     password: str
     implicit_tls: bool
     starttls: bool
-    tls: ssl.SSLContext
+    insecure: bool
+
+    @property
+    def tls(self) -> ssl.SSLContext:
+        return _tls_context(self.insecure)
 
     @classmethod
     def parse(cls, url: str, password: str | None) -> Account:
@@ -82,12 +93,20 @@ class Account:
         secret = password if password is not None else unquote(parts.password or "")
         if not secret:
             raise ValueError(f"{shown}: no password given")
-        tls = ssl.create_default_context()
-        if "insecure" in options:
-            tls.check_hostname = False
-            tls.verify_mode = ssl.CERT_NONE
         return cls(shown, parts.hostname, parts.port or DEFAULT_PORTS[parts.scheme],
-                   unquote(parts.username), secret, implicit_tls, "starttls" in options, tls)
+                   unquote(parts.username), secret, implicit_tls, "starttls" in options,
+                   "insecure" in options)
+
+
+@functools.cache
+def _tls_context(insecure: bool) -> ssl.SSLContext:
+    """One context per kind, made on first use: loading the CA store takes ~25 ms, and plain
+    connections (most test servers) never need it."""
+    tls = ssl.create_default_context()
+    if insecure:
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+    return tls
 
 
 class MaildirMailbox:
@@ -117,6 +136,9 @@ class MaildirMailbox:
             maildir.clear()
         for folder in self._folders():
             MaildirMailbox(self._folder_path(folder)).clear()
+
+    def close(self) -> None:
+        """Nothing is held open: every read lists the directories afresh."""
 
     def _folders(self) -> list[str]:
         """Maildir++ folder names: the `.Name` directories beside new/ and cur/."""
@@ -153,6 +175,8 @@ class Pop3Mailbox:
     """A POP3 maildrop: RETR everything and QUIT (no DELE) to read; DELE to clear.
 
     POP3 shows the INBOX only (RFC 1939 has no folders): a copy filed elsewhere is invisible.
+    Every read is its own session: a POP3 session lists the maildrop as it was at login
+    (RFC 1939 §4), so a kept one would never show a copy filed since.
     """
 
     def __init__(self, account: Account, timeout: float) -> None:
@@ -174,6 +198,9 @@ class Pop3Mailbox:
             count, _ = pop.stat()
             for number in range(1, count + 1):
                 pop.dele(number)
+
+    def close(self) -> None:
+        """No session outlives a read (see the class docstring)."""
 
     @contextmanager
     def _session(self, purpose: str) -> Iterator[poplib.POP3]:
@@ -198,28 +225,68 @@ class Pop3Mailbox:
 class ImapMailbox:
     """IMAP folders: EXAMINE and BODY.PEEK[] to read (no flag changes); \\Deleted + EXPUNGE to clear.
 
-    `filed()` reads every selectable folder LIST shows (RFC 9051 §6.3.9), INBOX first.
+    `filed()` reads every selectable folder LIST shows (RFC 9051 §6.3.9), INBOX first. One
+    login serves every read until `close()`: each read lists and opens the folders again, and
+    opening a folder shows what it holds now (RFC 9051 §6.3.2), so polling costs no logins.
     """
 
     def __init__(self, account: Account, timeout: float) -> None:
         self.account = account
         self.timeout = timeout
+        self._imap: imaplib.IMAP4 | None = None
 
     def messages(self) -> list[bytes]:
-        with self._session("reading") as imap:
-            return self._fetch_all(imap, INBOX)
+        return self._in_session("reading", lambda imap: self._fetch_all(imap, INBOX))
 
     def filed(self) -> list[Filed]:
-        with self._session("reading") as imap:
-            return [(folder, raw) for folder in self._folders(imap)
-                    for raw in self._fetch_all(imap, folder)]
+        return self._in_session("reading", lambda imap: [
+            (folder, raw) for folder in self._folders(imap) for raw in self._fetch_all(imap, folder)])
 
     def clear(self) -> None:
-        with self._session("clearing") as imap:
+        def clear(imap: imaplib.IMAP4) -> None:
             for folder in self._folders(imap):
                 if self._select(imap, folder, readonly=False) > 0:
                     imap.store("1:*", "+FLAGS.SILENT", "(\\Deleted)")
                     imap.expunge()
+        self._in_session("clearing", clear)
+
+    def close(self) -> None:
+        imap, self._imap = self._imap, None
+        if imap is not None:
+            _log_out(imap)
+
+    def _in_session(self, purpose: str, action: Callable[[imaplib.IMAP4], _T]) -> _T:
+        """`action` on the kept session (logged in on first use); a kept session the server
+        has ended meanwhile (an idle timeout) is replaced once."""
+        kept = self._imap is not None
+        try:
+            try:
+                return action(self._session())
+            except (ConnectionError, imaplib.IMAP4.abort):  # not a timeout: that would wait twice
+                if not kept:
+                    raise
+                self.close()
+                return action(self._session())
+        except (OSError, imaplib.IMAP4.error) as err:
+            self.close()
+            raise MailboxError(f"{self.account.url}: {purpose} failed: {err}") from err
+
+    def _session(self) -> imaplib.IMAP4:
+        if self._imap is None:
+            account = self.account
+            imap = (imaplib.IMAP4_SSL(account.host, account.port, ssl_context=account.tls,
+                                      timeout=self.timeout)
+                    if account.implicit_tls
+                    else imaplib.IMAP4(account.host, account.port, timeout=self.timeout))
+            try:
+                if account.starttls:
+                    imap.starttls(account.tls)
+                imap.login(account.user, account.password)
+            except BaseException:
+                _log_out(imap)
+                raise
+            self._imap = imap
+        return self._imap
 
     def _fetch_all(self, imap: imaplib.IMAP4, folder: str) -> list[bytes]:
         if self._select(imap, folder, readonly=True) == 0:
@@ -255,23 +322,14 @@ class ImapMailbox:
             raise MailboxError(f"{self.account.url}: cannot open {folder}: {status} {data!r}")
         return int(data[0] or b"0")
 
-    @contextmanager
-    def _session(self, purpose: str) -> Iterator[imaplib.IMAP4]:
-        account = self.account
-        try:
-            imap = (imaplib.IMAP4_SSL(account.host, account.port, ssl_context=account.tls,
-                                      timeout=self.timeout)
-                    if account.implicit_tls
-                    else imaplib.IMAP4(account.host, account.port, timeout=self.timeout))
-            try:
-                if account.starttls:
-                    imap.starttls(account.tls)
-                imap.login(account.user, account.password)
-                yield imap
-            finally:
-                imap.logout()
-        except (OSError, imaplib.IMAP4.error) as err:
-            raise MailboxError(f"{account.url}: {purpose} failed: {err}") from err
+
+def _log_out(imap: imaplib.IMAP4) -> None:
+    """LOGOUT, and close the socket even when the server is gone (logout() then leaves it open)."""
+    try:
+        imap.logout()
+    except (OSError, imaplib.IMAP4.error):
+        with contextlib.suppress(OSError):
+            imap.shutdown()
 
 
 def open_mailbox(url: str, *, password: str | None = None, timeout: float = 10) -> MailboxReader:

@@ -12,8 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailconform.plugin import EXIT_SUT_ERROR
+from mailconform.reporting import _judged
+from mailconform.run import Judge
+from mailconform.specs.explain import InvariantViolation
+from mailconform.specs.model import Plan
+from mailconform.specs.observation import Observation
+from mailconform.specs.scenario import Scenario, SendAgain
+from mailconform.strategies import SEED_STORY
+from mailconform.suts.base import Player
+from mailconform.suts.inprocess import InProcessSUT
 from mailconform.suts.wire import EmbeddedServer, Reply
 from tests.self.test_sut_config import TINY_MX, free_port
 
@@ -240,3 +251,38 @@ def test_refusals_that_thin_the_evidence_are_said_in_one_line(tmp_path: Path) ->
     assert any("resent-keeps-message-id" in line for line in thin)
     unrefused = run_suite("--sut", "reference", "--min-evidence", "0.99", "-k", "resent")
     assert "was exercised in only" not in unrefused.stdout
+
+
+class _CountingRechecks(InProcessSUT):
+    """model:dedup-message-id, counting how often a play is read again after the quiescence bound."""
+
+    def __init__(self) -> None:
+        super().__init__("dedup-message-id")
+        self.rechecks = 0
+
+    def recheck(self, plan: Plan) -> Observation:
+        self.rechecks += 1
+        return super().recheck(plan)
+
+
+def test_a_story_confirmed_lost_is_read_again_once_a_shrunk_one_again() -> None:
+    """The first missing copy is read again after the quiescence bound; the report reads the
+    failing story again only if it is another story than the one already confirmed lost."""
+    sut = _CountingRechecks()
+    judge = Judge(Player(sut, capacity=10))
+    caught: list[InvariantViolation] = []
+
+    @settings(max_examples=1, database=None)
+    @given(scenario=st.just(SEED_STORY))
+    def judged(scenario: Scenario) -> None:
+        with pytest.raises(InvariantViolation) as failed:
+            judge(scenario, "copy-per-path")
+        caught.append(failed.value)
+    judged()
+    assert sut.rechecks == 1 and judge.tallies["copy-per-path"].lost == SEED_STORY
+    assert _judged(judge, "copy-per-path", caught[0]).outcome == "failed"
+    assert sut.rechecks == 1  # the same story: not read again
+    judge.tallies["copy-per-path"].last_failing = Scenario(SEED_STORY.world,
+                                                           (*SEED_STORY.events, SendAgain("m1")))
+    assert _judged(judge, "copy-per-path", caught[0]).outcome == "failed"
+    assert sut.rechecks == 2  # a shrunk story of its own: read again after the bound

@@ -94,6 +94,20 @@ class Dovecot:
         finally:
             imap.logout()
 
+    def logins(self, user: str) -> int:
+        """How many IMAP and POP3 logins `user` has made, from Dovecot's log."""
+        log = (self.root / "dovecot.log").read_text(errors="replace")
+        return log.count(f"Login: user=<{user}>")
+
+    def kick(self, user: str) -> None:
+        """End every session of `user` from the server side, and wait until they are gone."""
+        doveadm = ["doveadm", "-c", str(self.root / "dovecot.conf")]
+        subprocess.run([*doveadm, "kick", user], check=True, capture_output=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while user in subprocess.run([*doveadm, "who", user], capture_output=True, text=True).stdout:
+            assert time.monotonic() < deadline, f"{user} still logged in after doveadm kick"
+            time.sleep(0.05)
+
     def flags(self, user: str) -> list[bytes]:
         """The FLAGS of each message in `user`'s INBOX, read without changing them."""
         imap = imaplib.IMAP4("127.0.0.1", self.ports["imap"], timeout=5)
