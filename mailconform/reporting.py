@@ -33,8 +33,6 @@ from mailconform.suts.base import Player, SystemUnderTest
 
 _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
-_SELECTED = pytest.StashKey[list[str]]()
-"""The invariants whose properties this session runs: the ones the search judges."""
 _BROKEN = pytest.StashKey[str]()
 """The invariant during which the SUT could not be driven, once it could not."""
 
@@ -78,13 +76,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """One seed for the search and every conformance property: they draw the same scenarios."""
-    selected = []
     for item in items:
-        marker = item.get_closest_marker("invariant")
-        if marker and isinstance(item, pytest.Function) and hasattr(item.obj, "hypothesis"):
+        if item.get_closest_marker("invariant") and isinstance(item, pytest.Function):
             seed(config.stash[REPORT].seed)(item.obj)
-            selected.append(marker.args[0])
-    config.stash[_SELECTED] = selected
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -96,14 +90,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if marker is None or not isinstance(judging, Judge) or not hasattr(pyfuncitem.obj, "hypothesis"):
         return None
     config = pyfuncitem.config
-    selected: list[str] = config.stash[_SELECTED]
-    judging.search(selected, config.stash[SETTINGS], config.stash[REPORT].seed)
+    judging.search(_selected(pyfuncitem.session), config.stash[SETTINGS], config.stash[REPORT].seed)
     tally = judging.tallies.get(marker.args[0])
     if tally is None or tally.first_violation is not None or _has_saved_examples(pyfuncitem.obj):
         return None
     if judging.search_cut:
         raise OutOfTime
     return True
+
+
+def _selected(session: pytest.Session) -> list[str]:
+    """The invariants whose properties this session runs (after -k and other deselection)."""
+    markers = (item.get_closest_marker("invariant") for item in session.items
+               if isinstance(item, pytest.Function) and hasattr(item.obj, "hypothesis"))
+    return [marker.args[0] for marker in markers if marker]
 
 
 def _has_saved_examples(test: Any) -> bool:
@@ -376,7 +376,7 @@ class _Reporter:
         if record.plays:
             shared = 1 - record.plays / record.judged
             write(f"mailconform: {counted(record.plays, 'play')} judged {counted(record.judged, 'example')}"
-                  f" ({shared:.0%} judged on a play another invariant had made)")
+                  f" ({shared:.0%} judged on a play made before)")
         for result in record.results.values():
             if result.outcome == "error":
                 write(f"mailconform: ERROR: {result.reason}")
