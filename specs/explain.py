@@ -12,6 +12,7 @@ from mailconform.specs.invariants import Invariant, Violation
 from mailconform.specs.model import Plan
 from mailconform.specs.observation import Observation
 from mailconform.specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
+from mailconform.specs.wording import counted
 
 
 class InvariantViolation(AssertionError):
@@ -58,8 +59,9 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
                        for c in observation.copies_in(mailbox))
         notices = [n for n in observation.notices if n.mailbox == mailbox]
         lines.append(symbolic(
-            f"Mailbox {mailbox}: expected {_copies(len(expected))} (paths {', '.join(expected) or '-'}),"
-            f" observed {_copies(sum(seen.values()))} (paths {', '.join(seen.elements()) or '-'});"
+            f"Mailbox {mailbox}: expected {counted(len(expected), 'copy', 'copies')}"
+            f" (paths {', '.join(expected) or '-'}), observed {counted(sum(seen.values()), 'copy', 'copies')}"
+            f" (paths {', '.join(seen.elements()) or '-'});"
             f" failure notices received there: {len(notices)}"))
         lines += [symbolic(f"  x {v.detail}") for v in violations if v.mailbox == mailbox]
     return "\n".join(lines)
@@ -79,10 +81,6 @@ def names(plan: Plan) -> list[str]:
         lines.append(", ".join(f"{k} = {naming.message_id(k)}" for k in keys))
     lines.append(f"tN = the transaction whose Received field has id {naming.transaction_id(0)[:-1]}N")
     return lines
-
-
-def _copies(count: int) -> str:
-    return f"{count} copy" if count == 1 else f"{count} copies"
 
 
 def _number(transaction_id: str) -> int:
