@@ -2,7 +2,7 @@
 
     python benchmarks/delivery.py [--json PATH] [--rounds N] [--examples N] [--network-examples N]
 
-Four comparisons, each a ratio of the suite's rate to a baseline's rate:
+Five comparisons, each a ratio of the suite's rate to a baseline's rate:
 
 - inprocess_vs_generation: the suite against `--sut reference` as the plugin
   runs it (one search judging every invariant, then a property for each one it
@@ -14,8 +14,12 @@ Four comparisons, each a ratio of the suite's rate to a baseline's rate:
   plan, inject, read back, judge) vs raw smtplib sending a suite-sized message
   on one reused connection into a bare aiosmtpd Maildir store kept where the
   embedded SUT keeps its Maildirs.
+- embedded_smtp_vs_replay: the same suite rounds as embedded_smtp_vs_raw vs raw
+  smtplib sending those very transactions again (same envelopes, same bytes)
+  into the same embedded server: how close the suite runs to the pace of the
+  server it tests, whose own filing work the bare store does not do.
 - external_smtp_vs_raw: the suite against a separate aiosmtpd Maildir
-  server process (tests/servers/tiny_mx.py, described by a minimal
+  server process (tests/servers/store.py, described by a minimal
   --sut-config file) vs raw smtplib into that same server.
 
 Rounds are interleaved (suite, baseline, suite, baseline ...) after one
@@ -57,7 +61,7 @@ sys.path.insert(0, str(ROOT))
 import mailconform.conformance  # noqa: E402
 from mailconform.run import Judge  # noqa: E402
 from mailconform.specs.explain import InvariantViolation  # noqa: E402
-from mailconform.specs.model import Plan, plan  # noqa: E402
+from mailconform.specs.model import Plan, Transaction, plan  # noqa: E402
 from mailconform.specs.naming import Naming  # noqa: E402
 from mailconform.specs.observation import Observation  # noqa: E402
 from mailconform.strategies import SEED_STORY  # noqa: E402
@@ -69,7 +73,7 @@ from mailconform.suts.inprocess import InProcessSUT  # noqa: E402
 from mailconform.suts.network import NetworkSUT  # noqa: E402
 from mailconform.suts.wire import EmbeddedServer, Reply  # noqa: E402
 
-TINY_MX = ROOT / "tests" / "servers" / "tiny_mx.py"
+STORE = ROOT / "tests" / "servers" / "store.py"
 _MESSAGE = plan(SEED_STORY, Naming("bench")).injections[0].data
 """A message the size the suite sends."""
 _SETTINGS = settings(database=None, deadline=None, phases=[Phase.generate],
@@ -160,6 +164,8 @@ class Played:
         self.name, self.transport, self.roles = sut.name, sut.transport, sut.roles
         self.expands_aliases = sut.expands_aliases
         self.transactions = 0
+        self.sent: list[Transaction] = []
+        """Every transaction sent in the latest round, for replaying raw."""
 
     def naming(self, nonce: str) -> Naming:
         return self.sut.naming(nonce)
@@ -169,6 +175,7 @@ class Played:
 
     def play(self, the_plan: Plan) -> Observation:
         self.transactions += len(the_plan.injections)
+        self.sent += the_plan.injections
         return self.sut.play(the_plan)
 
     def recheck(self, the_plan: Plan) -> Observation:
@@ -199,8 +206,24 @@ def suite_calls(properties: dict[str, Callable[..., None]], sut: SystemUnderTest
 def suite_tx_rate(properties: dict[str, Callable[..., None]], played: Played, examples: int) -> float:
     """Transactions per second the suite sends into a SUT, end to end."""
     before = played.transactions
+    played.sent = []
     _, seconds = suite_calls(properties, played, examples)
     return (played.transactions - before) / seconds
+
+
+def replay_tx_rate(sut: EmbeddedSUT, sent: list[Transaction]) -> float:
+    """Transactions per second raw smtplib sends replaying ``sent`` (envelopes and bytes as the
+    suite sent them) into the same embedded server, one reused connection per entry."""
+    urls = {"mx": sut.config.inject, "submission": sut.config.submission}
+    clients = {entry: smtplib.SMTP(*_host_port(url)) for entry, url in urls.items() if url}
+    start = time.perf_counter()
+    for tx in sent:
+        with suppress(smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError):  # an answer all the same
+            clients[tx.entry].sendmail(tx.mail_from, list(tx.rcpts), tx.data)
+    rate = len(sent) / (time.perf_counter() - start)
+    for client in clients.values():
+        client.quit()
+    return rate
 
 
 def raw_tx_rate(client: smtplib.SMTP, seconds: float) -> float:
@@ -246,13 +269,13 @@ def bare_server(protocol: str) -> Iterator[smtplib.SMTP]:
 
 @contextmanager
 def external_server() -> Iterator[tuple[NetworkSUT, smtplib.SMTP]]:
-    """tiny_mx.py in its own process; the suite's SUT for it (from a TOML file) and a raw client."""
+    """store.py in its own process; the suite's SUT for it (from a TOML file) and a raw client."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with tempfile.TemporaryDirectory() as root:
-        process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), f"{root}/mail", "isp.test"],
-                                   stdout=subprocess.PIPE, text=True)
+        process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port),
+                                    "--root", f"{root}/mail"], stdout=subprocess.PIPE, text=True)
         try:
             assert process.stdout and process.stdout.readline().strip() == "ready"
             config = Path(root) / "tiny.toml"
@@ -329,12 +352,16 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
             sut.preflight()
         network_seconds: dict[str, float] = {}
 
-        def timed_suite(key: str, sut: SystemUnderTest) -> Callable[[int], float]:
-            played = Played(sut)
+        network_rates: dict[str, float] = {}
+        played_smtp = Played(embedded["smtp"])
+
+        def timed_suite(key: str, sut: SystemUnderTest, played: Played | None = None
+                        ) -> Callable[[int], float]:
+            played = played or Played(sut)
 
             def run(size: int) -> float:
                 start = time.perf_counter()
-                rate = suite_tx_rate(properties, played, size)
+                rate = network_rates[key] = suite_tx_rate(properties, played, size)
                 network_seconds[key] = time.perf_counter() - start
                 return rate
             return run
@@ -355,7 +382,11 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
             Comparison("inprocess_vs_generation", "in-process suite vs bare Hypothesis generation",
                        "examples/s", inprocess, generation),
             Comparison("embedded_smtp_vs_raw", "embedded SMTP suite vs raw smtplib into a bare store",
-                       "tx/s", timed_suite("smtp", embedded["smtp"]), raw("smtp", raw_smtp)),
+                       "tx/s", timed_suite("smtp", embedded["smtp"], played_smtp), raw("smtp", raw_smtp)),
+            # The same suite round, against the server's own pace: its transactions sent again raw.
+            Comparison("embedded_smtp_vs_replay", "embedded SMTP suite vs its transactions replayed raw",
+                       "tx/s", lambda size: network_rates["smtp"],
+                       lambda size: replay_tx_rate(embedded["smtp"], played_smtp.sent)),
             Comparison("embedded_lmtp_vs_raw", "embedded LMTP suite vs raw smtplib.LMTP into a bare store",
                        "tx/s", timed_suite("lmtp", embedded["lmtp"]), raw("lmtp", raw_lmtp)),
             Comparison("external_smtp_vs_raw", "external server: suite vs raw smtplib into it",

@@ -1,15 +1,18 @@
 """Does a long run against the embedded SUT keep its memory flat?  Compared with bare Hypothesis.
 
-    python benchmarks/memory.py [--examples 5000] [--chunk 500] [--json PATH]
+    python benchmarks/memory.py [--examples 5000] [--every 500] [--json PATH]
 
-Two processes, one after the other: the conformance properties against the
-embedded SUT, and bare Hypothesis drawing scenario-shaped data with an empty
-test body (the baseline: Hypothesis's own growth).  Each runs its examples in
-chunks -- every property once, sharing one seed, ``--chunk`` examples in all,
-as a suite run does -- and samples its resident set size after each.  Growth is
-measured from the first sample (after the first chunk, once imports and
-one-time tables are paid) to the last.  The embedded side also reports the
-directories left under its Maildir root.
+Two processes, one after the other: the suite judging every invariant against
+the embedded SUT as the plugin does (one search of ``--examples`` scenarios, one
+judge and play cache for the whole run), and bare Hypothesis drawing as many
+scenario-shaped values with an empty test body (the baseline: Hypothesis's own
+growth).  Each samples its resident set size after every ``--every`` examples,
+during the one run.  Growth is measured from the first sample (once imports and
+one-time tables are paid) to the last, and per example between them, since the
+two sides can end a few hundred examples apart (a scenario drawn twice is played
+once).  The embedded side also reports the directories left under its Maildir
+root.  The last line is the verdict: flat when the suite grew by no more per
+example than bare Hypothesis did.
 """
 
 from __future__ import annotations
@@ -18,13 +21,22 @@ import argparse
 import gc
 import json
 import os
+import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from hypothesis import given, seed, settings
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.delivery import _SETTINGS, Played, scenario_shaped, suite_calls, suite_properties  # noqa: E402
+from mailconform.specs.model import Plan  # noqa: E402
+from mailconform.specs.observation import Observation  # noqa: E402
+from mailconform.suts.embedded import EmbeddedSUT  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -34,35 +46,55 @@ def rss_mib() -> float:
     return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def side(name: str, examples: int, chunk: int) -> None:
-    """Run one side in this process; print one JSON line per chunk."""
-    from benchmarks.delivery import run_properties, scenario_shaped, suite_calls, suite_properties
-    from mailconform.suts.embedded import EmbeddedSUT
+class Sampler:
+    """Prints one JSON line of this process's memory after every ``every`` examples."""
 
-    bodies = suite_properties()
-    sut = EmbeddedSUT() if name == "suite" else None
-    done = 0
+    def __init__(self, every: int, extra: Callable[[], dict[str, Any]] = dict) -> None:
+        self.every, self.extra, self.examples = every, extra, 0
+
+    def count(self) -> None:
+        self.examples += 1
+        if self.examples % self.every == 0:
+            self.sample()
+
+    def sample(self) -> None:
+        gc.collect()
+        line = {"examples": self.examples, "rss_mib": round(rss_mib(), 1), **self.extra()}
+        print(json.dumps(line), flush=True)
+
+
+class SampledSUT(Played):
+    """The embedded SUT, sampled after every ``every`` plays (a scenario is played once for
+    every invariant: a play is an example)."""
+
+    def __init__(self, sut: EmbeddedSUT, sampler: Sampler) -> None:
+        super().__init__(sut)
+        self.sampler = sampler
+
+    def play(self, the_plan: Plan) -> Observation:
+        observation = super().play(the_plan)
+        self.sampler.count()
+        return observation
+
+
+def side(name: str, examples: int, every: int) -> None:
+    """Run one side in this process; print one JSON line per sample."""
+    if name == "generation":
+        sampler = Sampler(every)
+        seed(random.getrandbits(64))(settings(_SETTINGS, max_examples=examples)(
+            given(scenario_shaped())(lambda value: sampler.count())))()
+        return
+    sut = EmbeddedSUT()
+    sampler = Sampler(every, lambda: {"directories": sum(len(dirs) for _, dirs, _ in os.walk(sut.root))})
     try:
-        per_property = max(1, chunk // len(bodies))
-        while done < examples:
-            if sut is None:
-                made, _ = run_properties(len(bodies), lambda value: None, scenario_shaped(), per_property)
-            else:
-                made, _ = suite_calls(bodies, sut, per_property)
-            done += made
-            gc.collect()
-            sample: dict[str, Any] = {"examples": done, "rss_mib": round(rss_mib(), 1)}
-            if sut is not None:
-                sample["directories"] = sum(len(dirs) for _, dirs, _ in os.walk(sut.root))
-            print(json.dumps(sample), flush=True)
+        suite_calls(suite_properties(), SampledSUT(sut, sampler), examples)
     finally:
-        if sut is not None:
-            sut.close()
+        sut.close()
 
 
-def measured(name: str, examples: int, chunk: int) -> list[dict[str, Any]]:
+def measured(name: str, examples: int, every: int) -> list[dict[str, Any]]:
     process = subprocess.Popen([sys.executable, __file__, "--side", name, "--examples", str(examples),
-                                "--chunk", str(chunk)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                "--every", str(every)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert process.stdout
     samples = []
     for line in process.stdout:
@@ -70,34 +102,43 @@ def measured(name: str, examples: int, chunk: int) -> list[dict[str, Any]]:
         print(f"  {name}: {samples[-1]}", file=sys.stderr, flush=True)
     if process.wait():
         raise SystemExit(f"the {name} side failed (exit {process.returncode})")
+    if len(samples) < 2:
+        raise SystemExit(f"the {name} side made {len(samples)} sample(s): raise --examples or lower --every")
     return samples
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
-    parser.add_argument("--chunk", type=int, default=500,
-                        help="examples per sample, over all properties (default 500)")
+    parser.add_argument("--every", type=int, default=500, help="examples between samples (default 500)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--side", choices=("suite", "generation"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        side(args.side, args.examples, args.chunk)
+        side(args.side, args.examples, args.every)
         return
     results: dict[str, Any] = {}
     for name in ("generation", "suite"):
-        samples = measured(name, args.examples, args.chunk)
+        samples = measured(name, args.examples, args.every)
+        growth = samples[-1]["rss_mib"] - samples[0]["rss_mib"]
         results[name] = {"samples": samples, "examples": samples[-1]["examples"],
-                         "growth_mib": round(samples[-1]["rss_mib"] - samples[0]["rss_mib"], 1)}
+                         "growth_mib": round(growth, 1),
+                         "kib_per_example": round(growth * 1024 / (samples[-1]["examples"]
+                                                                   - samples[0]["examples"]), 2)}
     suite, generation = results["suite"], results["generation"]
-    print(f"{'side':<34}  {'examples':>8}  {'RSS first':>9}  {'RSS last':>8}  {'growth':>7}")
+    print(f"{'side':<34}  {'examples':>8}  {'RSS first':>9}  {'RSS last':>8}  {'growth':>7}"
+          f"  {'per example':>11}")
     for name, title in (("generation", "bare Hypothesis (baseline)"), ("suite", "suite against embedded")):
         r = results[name]
         print(f"{title:<34}  {r['examples']:>8}  {r['samples'][0]['rss_mib']:>7.1f} M"
-              f"  {r['samples'][-1]['rss_mib']:>6.1f} M  {r['growth_mib']:>5.1f} M")
-    beyond = suite["growth_mib"] - generation["growth_mib"]
-    print(f"RSS growth beyond bare Hypothesis's own: {beyond:.1f} MiB;"
-          f" directories under the embedded Maildir root at the end: {suite['samples'][-1]['directories']}")
+              f"  {r['samples'][-1]['rss_mib']:>6.1f} M  {r['growth_mib']:>5.1f} M"
+              f"  {r['kib_per_example']:>7.2f} KiB")
+    flat = suite["kib_per_example"] <= generation["kib_per_example"]
+    results["flat"] = flat
+    print(f"directories under the embedded Maildir root at the end: {suite['samples'][-1]['directories']}")
+    print(f"verdict: {'FLAT' if flat else 'GROWS'} -- the suite's RSS grew {suite['growth_mib']:.1f} MiB"
+          f" ({suite['kib_per_example']:.2f} KiB per example), bare Hypothesis's"
+          f" {generation['growth_mib']:.1f} MiB ({generation['kib_per_example']:.2f} KiB per example)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
         print(f"written to {args.json}")

@@ -24,6 +24,7 @@ from mailconform.specs.invariants import BY_ID
 from mailconform.specs.model import Plan, Role, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation
+from mailconform.specs.wording import counted
 from mailconform.suts.base import SutError
 from mailconform.suts.config import SutConfig, load
 from mailconform.suts.network import NetworkSUT
@@ -107,7 +108,8 @@ def _summary(judged: Plan, observation: Observation) -> str:
     lines = []
     for mailbox in sorted({e.mailbox for e in judged.expected}):
         paths = [short(str(c.path)) for c in observation.copies_in(mailbox)]
-        lines.append(f"  {mailbox}: {len(paths)} copies filed ({', '.join(paths) or '-'})")
+        filed = counted(len(paths), "copy", "copies")
+        lines.append(f"  {mailbox}: {filed} filed ({', '.join(paths) or '-'})")
     return "\n".join(lines)
 
 

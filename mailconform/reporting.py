@@ -28,12 +28,11 @@ from mailconform.run import Judge, OutOfTime, SutBroken, Tally
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.specs.report import Result
+from mailconform.specs.wording import counted
 from mailconform.suts.base import Player, SystemUnderTest
 
 _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
-_SELECTED = pytest.StashKey[list[str]]()
-"""The invariants whose properties this session runs: the ones the search judges."""
 _BROKEN = pytest.StashKey[str]()
 """The invariant during which the SUT could not be driven, once it could not."""
 
@@ -77,13 +76,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """One seed for the search and every conformance property: they draw the same scenarios."""
-    selected = []
     for item in items:
-        marker = item.get_closest_marker("invariant")
-        if marker and isinstance(item, pytest.Function) and hasattr(item.obj, "hypothesis"):
+        if item.get_closest_marker("invariant") and isinstance(item, pytest.Function):
             seed(config.stash[REPORT].seed)(item.obj)
-            selected.append(marker.args[0])
-    config.stash[_SELECTED] = selected
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -95,14 +90,20 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if marker is None or not isinstance(judging, Judge) or not hasattr(pyfuncitem.obj, "hypothesis"):
         return None
     config = pyfuncitem.config
-    selected: list[str] = config.stash[_SELECTED]
-    judging.search(selected, config.stash[SETTINGS], config.stash[REPORT].seed)
+    judging.search(_selected(pyfuncitem.session), config.stash[SETTINGS], config.stash[REPORT].seed)
     tally = judging.tallies.get(marker.args[0])
     if tally is None or tally.first_violation is not None or _has_saved_examples(pyfuncitem.obj):
         return None
     if judging.search_cut:
         raise OutOfTime
     return True
+
+
+def _selected(session: pytest.Session) -> list[str]:
+    """The invariants whose properties this session runs (after -k and other deselection)."""
+    markers = (item.get_closest_marker("invariant") for item in session.items
+               if isinstance(item, pytest.Function) and hasattr(item.obj, "hypothesis"))
+    return [marker.args[0] for marker in markers if marker]
 
 
 def _has_saved_examples(test: Any) -> bool:
@@ -210,7 +211,7 @@ def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Resu
         return Result("error", examples, exercised, str(error))
     violation = _violation(error) if error is not None else None
     if isinstance(error, OutOfTime):
-        spent = f"the --budget was spent after {examples} examples"
+        spent = f"the --budget was spent after {counted(examples, 'example')}"
         if tally.first_violation:
             return Result("failed", examples, exercised, f"{spent}; shrinking stopped there",
                           tally.first_violation.counterexample)
@@ -240,8 +241,8 @@ def _on_evidence(invariant: str, tally: Tally, note: str) -> Result:
     """Passed, late or not exercised: an invariant that was not broken, said on its evidence."""
     examples, exercised = tally.examples, tally.exercised
     if tally.late:
-        late = (f"in {len(tally.late)} of {examples} examples a copy that looked lost was there after"
-                f" the full quiescence bound, up to {max(tally.late):.1f} s after the last reply:"
+        late = (f"in {len(tally.late)} of {counted(examples, 'example')} a copy that looked lost was there"
+                f" after the full quiescence bound, up to {max(tally.late):.1f} s after the last reply:"
                 " late delivery, not loss")
         return Result("late", examples, exercised, f"{note}; {late}" if note else late)
     if exercised:
@@ -374,8 +375,8 @@ class _Reporter:
             write(line)
         if record.plays:
             shared = 1 - record.plays / record.judged
-            write(f"mailconform: {record.plays} plays judged {record.judged} examples"
-                  f" ({shared:.0%} judged on a play another invariant had made)")
+            write(f"mailconform: {counted(record.plays, 'play')} judged {counted(record.judged, 'example')}"
+                  f" ({shared:.0%} judged on a play made before)")
         for result in record.results.values():
             if result.outcome == "error":
                 write(f"mailconform: ERROR: {result.reason}")

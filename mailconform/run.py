@@ -20,6 +20,7 @@ from hypothesis import Phase, example, given, note, seed, settings
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID, Violation
 from mailconform.specs.scenario import Scenario
+from mailconform.specs.wording import counted
 from mailconform.strategies import SEED_STORY, scenarios
 from mailconform.suts.base import Player, Run, SutError, delivered_late
 from mailconform.suts.wire import MailboxError, ProtocolError
@@ -134,7 +135,7 @@ class Judge:
         if self.progress and now - tally.reported >= self.every:
             tally.reported = now
             self.progress(f"mailconform: {invariant_id}: shrinking the failure,"
-                          f" {tally.shrink_plays} smaller stories played so far")
+                          f" {counted(tally.shrink_plays, 'smaller story', 'smaller stories')} played so far")
 
     def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
         """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
@@ -187,8 +188,9 @@ class Judge:
     def _progress_line(self, tallies: list[tuple[str, Tally]], seconds: float) -> str:
         examples = max(tally.examples for _, tally in tallies)
         broken = [i for i, tally in tallies if tally.first_violation is not None]
-        return (f"mailconform: {examples} scenarios judged for {len(tallies)} invariants"
-                f" in {seconds:.0f} s ({self.player.plays} plays)"
+        return (f"mailconform: {counted(examples, 'scenario')} judged"
+                f" for {counted(len(tallies), 'invariant')}"
+                f" in {seconds:.0f} s ({counted(self.player.plays, 'play')})"
                 + (f"; broken so far: {', '.join(broken)}" if broken else ""))
 
 

@@ -12,6 +12,7 @@ from mailconform.specs.invariants import Invariant, Violation
 from mailconform.specs.model import Plan
 from mailconform.specs.observation import Observation
 from mailconform.specs.scenario import MailingList, Resend, Scenario, SendAgain, Submit, World
+from mailconform.specs.wording import counted
 
 
 class InvariantViolation(AssertionError):
@@ -58,8 +59,9 @@ def explain(invariant: Invariant, plan: Plan, observation: Observation,
                        for c in observation.copies_in(mailbox))
         notices = [n for n in observation.notices if n.mailbox == mailbox]
         lines.append(symbolic(
-            f"Mailbox {mailbox}: expected {_copies(len(expected))} (paths {', '.join(expected) or '-'}),"
-            f" observed {_copies(sum(seen.values()))} (paths {', '.join(seen.elements()) or '-'});"
+            f"Mailbox {mailbox}: expected {counted(len(expected), 'copy', 'copies')}"
+            f" (paths {', '.join(expected) or '-'}), observed {counted(sum(seen.values()), 'copy', 'copies')}"
+            f" (paths {', '.join(seen.elements()) or '-'});"
             f" failure notices received there: {len(notices)}"))
         lines += [symbolic(f"  x {v.detail}") for v in violations if v.mailbox == mailbox]
     return "\n".join(lines)
@@ -81,10 +83,6 @@ def names(plan: Plan) -> list[str]:
     return lines
 
 
-def _copies(count: int) -> str:
-    return f"{count} copy" if count == 1 else f"{count} copies"
-
-
 def _number(transaction_id: str) -> int:
     return int(transaction_id.rpartition("t")[2])
 
@@ -93,14 +91,18 @@ def symbolizer(plan: Plan) -> Callable[[str], str]:
     """Replace the example's concrete names by the story's symbols."""
     naming = plan.naming
     local = re.compile(rf"[\w.+-]+@{re.escape(naming.sut_domain)}", re.IGNORECASE)
-    ids = re.compile(rf"mc{re.escape(naming.nonce)}t(\d+)")
-    message_ids = re.compile(rf"<(\w+)\.{re.escape(naming.nonce)}@[\w.]+>")
 
     def symbolic(text: str) -> str:
-        text = ids.sub(r"t\1", text)
-        text = message_ids.sub(r"<\1>", text)
+        text = _ANY_TRANSACTION_ID.sub(lambda m: f"t{m[2]}" if m[1] == naming.nonce else m[0], text)
+        text = _ANY_MESSAGE_ID.sub(lambda m: f"<{m[1]}>" if m[2] == naming.nonce else m[0], text)
         return local.sub(lambda m: naming.symbol_of(m.group(0)), text)
     return symbolic
+
+
+# Any example's names, the nonce a group of its own: one pattern each for the whole run (see
+# naming._TRANSACTION_ID); only the SUT's domain, of which a run has one, goes into a pattern.
+_ANY_TRANSACTION_ID = re.compile(r"mc(\w+)t(\d+)")
+_ANY_MESSAGE_ID = re.compile(r"<(\w+)\.(\w+)@[\w.]+>")
 
 
 def scenario_json(scenario: Scenario) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Literal
 
 from mailconform.specs.model import ExpectedCopy, Plan
 from mailconform.specs.observation import Observation, ObservedCopy
+from mailconform.specs.wording import counted
 
 
 @dataclass(frozen=True)
@@ -98,8 +99,7 @@ _last_attributed: tuple[Plan | None, Observation | None, Attribution] = (None, N
 
 def _suite_ids(plan: Plan, received: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The suite's transaction ids in a trace, topmost first."""
-    pattern = plan.naming.transaction_id_pattern
-    return tuple(found.group(1) for found in map(pattern.search, received) if found)
+    return tuple(found for found in map(plan.naming.transaction_id_in, received) if found)
 
 
 def _copy_per_path(plan: Plan, observation: Observation) -> list[Violation]:
@@ -140,22 +140,19 @@ def _no_phantom_copies(plan: Plan, observation: Observation) -> list[Violation]:
     for (mailbox, path), count in sorted(seen.items(), key=str):
         extra = count - ((mailbox, path) in owed_paths)
         if extra > 0:
-            violations.append(Violation("no-phantom-copies", mailbox, (
-                f"{extra} more {'copy' if extra == 1 else 'copies'} by transaction {path}"
-                f" than the one it owes" if (mailbox, path) in owed_paths
-                else f"{_copies(count)} by transaction {path}, which owes this mailbox none")))
+            owes_one = (mailbox, path) in owed_paths
+            copies = (counted(extra, "more copy", "more copies") if owes_one
+                      else counted(count, "copy", "copies"))
+            violations.append(Violation("no-phantom-copies", mailbox, f"{copies} by transaction {path}" + (
+                " than the one it owes" if owes_one else ", which owes this mailbox none")))
     # Copies whose path cannot be told are phantoms only beyond the owed copies still missing.
     missing = Counter(mailbox for mailbox, path in owed_paths if not seen[mailbox, path])
     for mailbox, count in sorted(Counter(c.mailbox for c in attribution.damaged).items()):
         if count > missing[mailbox]:
             violations.append(Violation("no-phantom-copies", mailbox, (
-                f"{_copies(count)} whose trace names no path, but only {missing[mailbox]}"
+                f"{counted(count, 'copy', 'copies')} whose trace names no path, but only {missing[mailbox]}"
                 f" owed {'copy is' if missing[mailbox] == 1 else 'copies are'} missing")))
     return violations
-
-
-def _copies(count: int) -> str:
-    return f"{count} {'copy' if count == 1 else 'copies'}"
 
 
 def _message_id_preserved(plan: Plan, observation: Observation) -> list[Violation]:

@@ -16,10 +16,15 @@ FORWARD_HOST = "fwd.test"
 REMOTE_DOMAIN = "remote.example"
 ID_DOMAIN = "ids.example"
 
+_TRANSACTION_ID = re.compile(r"\bid\s+(mc(\w+)t\d+)\b")
+"""Any example's transaction id (its nonce, the second group, is compared): one pattern for the
+run, where one per nonce would fill `re`'s cache and hold hundreds of compiled patterns."""
+
 
 @dataclass(frozen=True)
 class Naming:
     nonce: str
+    """Word characters only: it is part of local parts and trace ids."""
     sut_domain: str = "isp.test"
     pool: Mapping[str, str] = field(default_factory=dict)
     """symbol -> fixed local part, for SUTs that cannot create mailboxes."""
@@ -48,9 +53,12 @@ class Naming:
     def transaction_id(self, n: int) -> str:
         return f"mc{self.nonce}t{n}"
 
-    @property
-    def transaction_id_pattern(self) -> re.Pattern[str]:
-        return re.compile(rf"\bid\s+(mc{re.escape(self.nonce)}t\d+)\b")
+    def transaction_id_in(self, trace: str) -> str | None:
+        """This example's transaction id in the text of a trace field, if it names one."""
+        for found in _TRANSACTION_ID.finditer(trace):
+            if found[2] == self.nonce:
+                return found[1]
+        return None
 
     def symbol_of(self, address: str) -> str:
         """The story's name for an address, for readable reports."""

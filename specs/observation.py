@@ -8,7 +8,7 @@ unfolded here, and RFC 2047 encoded words decoded, as the registry would.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from email import message_from_bytes
@@ -66,12 +66,13 @@ class Observation:
         return [c for c in self.copies if c.mailbox == mailbox]
 
 
-def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: re.Pattern[str],
+def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: Callable[[str], str | None],
             accepted: Mapping[str, frozenset[str]],
             replies: Mapping[str, Mapping[str, str]] | None = None,
             folders: Mapping[str, Sequence[str]] | None = None) -> Observation:
     """Sort what the mailboxes hold into copies and failure notices; `folders` names, per mailbox,
-    the folder each message was filed in (INBOX when not given)."""
+    the folder each message was filed in (INBOX when not given); `trace_id` finds the example's
+    transaction id in a Received field (`Naming.transaction_id_in`)."""
     copies: list[ObservedCopy] = []
     notices: list[Notice] = []
     for mailbox, raws in mailboxes.items():
@@ -88,11 +89,11 @@ def observe(mailboxes: Mapping[str, Sequence[bytes]], trace_id: re.Pattern[str],
     return Observation(tuple(copies), tuple(notices), dict(accepted), dict(replies or {}))
 
 
-def _path(parsed: Message, trace_id: re.Pattern[str]) -> str | None:
+def _path(parsed: Message, trace_id: Callable[[str], str | None]) -> str | None:
     for received in parsed.get_all("Received", []):
-        found = trace_id.search(_text(received))
+        found = trace_id(_text(received))
         if found:
-            return found.group(1)
+            return found
     return None
 
 

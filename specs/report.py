@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from mailconform.specs.invariants import BY_ID, CATALOGUE
+from mailconform.specs.wording import counted
 
 Outcome = Literal["passed", "failed", "late", "error", "not-exercised"]
 """passed/failed: judged on evidence; late: a copy that looked lost arrived after the full
@@ -103,8 +104,9 @@ class Report:
         its examples."""
         if not self.refused:
             return []  # the scenarios' own mix, not the SUT, decides how often each is exercised
-        return [f"mailconform: {inv.id} was exercised in only {r.exercised} of {r.examples} examples"
+        return [f"mailconform: {inv.id} was exercised in only {r.exercised}"
+                f" of {counted(r.examples, 'example')}"
                 f" ({r.exercised / r.examples:.0%} < {min_share:.0%}; evidence: {inv.evidence});"
-                f" the SUT refused {self.refused} of the {self.offered} recipients offered"
+                f" the SUT refused {self.refused} of the {counted(self.offered, 'recipient')} offered"
                 for inv in CATALOGUE for r in [self.result(inv.id)]
                 if r.outcome == "passed" and r.examples and r.exercised < min_share * r.examples]

@@ -26,12 +26,18 @@ def _symbols(prefix: str, count: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{n}" for n in range(1, count + 1))
 
 
-# Strategies are built once per pool and size, not per draw: building and validating a
-# strategy costs more than drawing from it.
+# Strategies are built once per pool size, not per draw (building and validating a strategy
+# costs more than drawing from it), nor per pool: worlds make hundreds of distinct pools, and
+# a strategy kept for each would grow memory for thousands of examples.  Drawing an index is
+# the same choice, shrinking the same way, as `sampled_from` drawing from the pool itself.
 @cache
-def _some(pool: tuple[str, ...], max_size: int, min_size: int = 0,
-          unique: bool = False) -> st.SearchStrategy[tuple[str, ...]]:
-    return st.lists(st.sampled_from(pool), min_size=min_size, max_size=max_size, unique=unique).map(tuple)
+def _indices(pool_size: int, max_size: int, min_size: int, unique: bool) -> st.SearchStrategy[list[int]]:
+    return st.lists(st.sampled_from(range(pool_size)), min_size=min_size, max_size=max_size, unique=unique)
+
+
+def _some(draw: st.DrawFn, pool: tuple[str, ...], max_size: int, min_size: int = 0,
+          unique: bool = False) -> tuple[str, ...]:
+    return tuple(pool[i] for i in draw(_indices(len(pool), max_size, min_size, unique)))
 
 
 _ADDS_LIST_ID = st.booleans().map(lambda b: not b)
@@ -42,12 +48,12 @@ def worlds(draw: st.DrawFn) -> World:
     """A world around the SUT's domain: local and remote users, lists, aliases, forwards."""
     local = _symbols("u", draw(st.integers(1, 3)))
     remote = _symbols("r", draw(st.integers(0, 2)))
-    aliases = tuple((a, draw(_some(local, 2, min_size=1, unique=True)))
+    aliases = tuple((a, _some(draw, local, 2, min_size=1, unique=True))
                     for a in _symbols("a", draw(st.integers(0, 1))))
     forwards = tuple((f, draw(st.sampled_from(local))) for f in _symbols("f", draw(st.integers(0, 1))))
     members = local + remote + tuple(a for a, _ in aliases) + tuple(f for f, _ in forwards)
     lists = tuple(
-        MailingList(name, draw(_some(members, 3, min_size=1, unique=True)), draw(_ADDS_LIST_ID))
+        MailingList(name, _some(draw, members, 3, min_size=1, unique=True), draw(_ADDS_LIST_ID))
         for name in _symbols("L", draw(st.integers(0, 2))))
     return World(local, remote, lists, aliases, forwards)
 
@@ -69,7 +75,7 @@ def _submit(draw: st.DrawFn, world: World, message: str, senders: tuple[str, ...
         blind = draw(st.sampled_from(tuple(u for u in others if u != seen)))
         return Submit(message, sender, (seen,), (), (blind,), draw(st.sampled_from(BCC_MODES[:2])), key,
                       draw(st.sampled_from(DATES)), draw(st.sampled_from(BODIES)))
-    to, cc, bcc = draw(_some(pool, 3)), draw(_some(pool, 2)), draw(_some(pool, 2))
+    to, cc, bcc = _some(draw, pool, 3), _some(draw, pool, 2), _some(draw, pool, 2)
     if not (to or cc or bcc):
         to = (draw(st.sampled_from(pool)),)
     return Submit(message, sender, to, cc, bcc, draw(st.sampled_from(BCC_MODES)), key,
@@ -94,7 +100,7 @@ def scenarios(draw: st.DrawFn, max_events: int = 4) -> Scenario:
             events.append(SendAgain(draw(st.sampled_from(submitted))))
         elif kind == "resend":
             events.append(Resend(draw(st.sampled_from(submitted)), draw(st.sampled_from(senders)),
-                                 draw(_some(_addressable(world), 2, min_size=1)), draw(st.booleans())))
+                                 _some(draw, _addressable(world), 2, min_size=1), draw(st.booleans())))
         else:
             # A new message has its own Message-ID, unless it collides with the first one's
             # (a broken originator): that is the less simple choice, so shrinking avoids it.

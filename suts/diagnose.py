@@ -122,7 +122,7 @@ def _elsewhere(sut: SystemUnderTest, trial: Experiment) -> int | None:
     except (MailboxError, ValueError, OSError):
         return None
     varied = trial.sends[-1].transaction.id  # the variant may name the addressed mailbox after all
-    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_pattern, {})
+    found = observe({trial.variant: held}, trial.plan.naming.transaction_id_in, {})
     return sum(1 for c in found.copies if c.path == varied)
 
 

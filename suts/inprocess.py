@@ -49,7 +49,7 @@ class InProcessSUT:
             finals = handle(tx.mail_from, accepted, tx.data) if accepted else []
             log.record(tx.id, TransactionReply(Reply(250, "2.1.0 ok"), rcpts,
                                                dict(zip(accepted, finals, strict=True)), ()))
-        return observe(store.mailboxes, plan.naming.transaction_id_pattern, log.accepted, log.said)
+        return observe(store.mailboxes, plan.naming.transaction_id_in, log.accepted, log.said)
 
     def recheck(self, plan: Plan) -> Observation:
         """In-process delivery is complete when each call returns: nothing can arrive late."""

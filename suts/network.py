@@ -224,7 +224,7 @@ class NetworkSUT:
 
     def _observe(self, played: _Played, held: _Held) -> Observation:
         observation = observe({m: [raw for _, raw in filed] for m, filed in held.items()},
-                              played.plan.naming.transaction_id_pattern, played.log.accepted,
+                              played.plan.naming.transaction_id_in, played.log.accepted,
                               played.log.said,
                               folders={m: [folder for folder, _ in filed] for m, filed in held.items()})
         return replace(observation, waited=time.monotonic() - played.replied,

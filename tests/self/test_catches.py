@@ -33,7 +33,7 @@ MINIMAL = {
     "dedup-content-hash": (1, 2),
     "dedup-window": (1, 2),
     "dedup-time-window": (1, 2),
-    "leak-bcc": (1, 2),  # u1 sends m1 cc r1 bcc f1: the relayed copy shows f1
+    "leak-bcc": (1, 1),  # u1 sends m1 cc u2 bcc a1 (an alias of u1): u2's copy shows a1
     "leak-apparently-to": (2, 2),  # ...; r1 sends m2 bcc u1, u2: one transaction to both
     "leak-received-for": (2, 3),
     "rewrite-message-id": (1, 1),

@@ -39,8 +39,8 @@ def copy(tx: Transaction, mailbox: str = U1, edit: Edit | None = None,
          return_path: str | None = None) -> ObservedCopy:
     raw = stored(tx, mailbox, edit, return_path)
     parsed = message_from_bytes(raw, policy=policy.default)
-    ids = [found.group(1) for value in parsed.get_all("Received", [])
-           if (found := NAMING.transaction_id_pattern.search(" ".join(str(value).split())))]
+    ids = [found for value in parsed.get_all("Received", [])
+           if (found := NAMING.transaction_id_in(" ".join(str(value).split())))]
     return ObservedCopy(mailbox, raw, ids[0] if ids else None)
 
 

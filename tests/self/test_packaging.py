@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.self.test_sut_config import free_port
+from tests.self.test_sut_config import STORE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_MX = ROOT / "tests" / "servers" / "tiny_mx.py"
 NOT_SOURCE = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".hypothesis",
                                     ".mypy_cache", ".ruff_cache", ".tox", "reports")
 
@@ -77,10 +76,10 @@ def user_project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """tests/servers/tiny_mx.py in its own process, and the TOML describing it (absolute path)."""
+    """tests/servers/store.py in its own process, and the TOML describing it (absolute path)."""
     port, root = free_port(), tmp_path / "mail"
     dedup = getattr(request, "param", False)
-    process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), str(root), "isp.test",
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
                                 *(["--dedup"] if dedup else [])], stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout and process.stdout.readline().strip() == "ready"

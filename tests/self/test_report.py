@@ -26,7 +26,7 @@ from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import Player
 from mailconform.suts.inprocess import InProcessSUT
 from mailconform.suts.wire import EmbeddedServer, Reply
-from tests.self.test_sut_config import TINY_MX, free_port
+from tests.self.test_sut_config import STORE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -102,10 +102,10 @@ def test_bcc_is_exercised_on_an_mx_only_sut(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_mx(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
+def plain_store(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """An independent SMTP store in its own process, and a --sut-config describing it."""
     port, root = free_port(), tmp_path / "mail"
-    process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), str(root), "isp.test"],
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root)],
                                stdout=subprocess.PIPE, text=True)
     config = tmp_path / "tiny.toml"
     config.write_text(f'name = "tiny-mx"\ninject = "smtp://127.0.0.1:{port}"\n'
@@ -120,10 +120,10 @@ def tiny_mx(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
 
 
 def test_a_server_that_dies_is_an_error_not_the_expected_failure(
-        tiny_mx: tuple[subprocess.Popen[str], Path], tmp_path: Path) -> None:
+        plain_store: tuple[subprocess.Popen[str], Path], tmp_path: Path) -> None:
     """With copy-per-path expected to fail, a crash mid-run fails the gate with its own exit status
     and one line naming the SUT, not a traceback per test."""
-    server, config = tiny_mx
+    server, config = plain_store
     expectations = tmp_path / "expected.toml"
     expectations.write_text('[copy-per-path]\noutcome = "failed"\nreason = "it loses mail"\n')
     report_path = tmp_path / "report.json"
@@ -196,8 +196,8 @@ def test_a_copy_filed_late_is_late_delivery_not_loss(tmp_path: Path) -> None:
     """A store that files seconds after its 250 loses nothing: copy-per-path reads `late`, with
     the delay, because every missing copy is read again after the full quiescence bound."""
     port, root = free_port(), tmp_path / "mail"
-    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "servers" / "late_mx.py"), str(port),
-                               str(root), "isp.test", "0.6"], stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
+                               "--queue", "0.6", "0.6"], stdout=subprocess.PIPE, text=True)
     config = tmp_path / "late.toml"
     config.write_text(f'name = "late-mx"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
                       f'mailbox = "maildir:{root}/{{local}}/Maildir"\n'

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY_MX = ROOT / "tests" / "servers" / "tiny_mx.py"
+STORE = ROOT / "tests" / "servers" / "store.py"
+"""A small independent Maildir store; with no flags it files each message before its 250."""
 
 
 def free_port() -> int:
@@ -25,10 +26,10 @@ def run_suite(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def tiny_mx(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def plain_store(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """An independent SMTP store in its own process, filing into its own Maildir root."""
     port, root = free_port(), tmp_path / "mail"
-    process = subprocess.Popen([sys.executable, str(TINY_MX), str(port), str(root), "isp.test"],
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root)],
                                stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout and process.stdout.readline().strip() == "ready"
@@ -38,10 +39,10 @@ def tiny_mx(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         process.wait(timeout=10)
 
 
-def test_independent_server_passes_through_its_config_file(tiny_mx: tuple[int, Path],
+def test_independent_server_passes_through_its_config_file(plain_store: tuple[int, Path],
                                                            tmp_path: Path) -> None:
     """A minimal Maildir store described by name, inject, domains and mailbox passes the suite."""
-    port, root = tiny_mx
+    port, root = plain_store
     config = tmp_path / "tiny.toml"
     config.write_text(f'name = "tiny-mx"\ninject = "smtp://127.0.0.1:{port}"\n'
                       f'domains = ["isp.test"]\nmailbox = "maildir:{root}/{{local}}/Maildir"\n')
@@ -54,10 +55,10 @@ def test_independent_server_passes_through_its_config_file(tiny_mx: tuple[int, P
     assert set(outcomes.values()) == {"passed"}  # an mx-only store too is handed blind recipients
 
 
-def test_fixed_mailbox_pool_is_emptied_between_examples(tiny_mx: tuple[int, Path],
+def test_fixed_mailbox_pool_is_emptied_between_examples(plain_store: tuple[int, Path],
                                                        tmp_path: Path) -> None:
     """With a fixed pool of mailboxes the suite clears them, so examples never see old mail."""
-    port, root = tiny_mx
+    port, root = plain_store
     config = tmp_path / "pool.toml"
     config.write_text(f'name = "tiny-pool"\ninject = "smtp://127.0.0.1:{port}"\n'
                       f'domains = ["isp.test"]\nmailbox = "maildir:{root}/{{local}}/Maildir"\n'

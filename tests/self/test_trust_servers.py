@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.wire.dovecot import _self_signed_cert
+
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "tests" / "servers" / "store.py"
 QUEUE = ["--queue", "0.2", "2.0"]
@@ -56,7 +58,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     """Start tests/servers/store.py with some flags; stop it afterwards."""
     processes: list[subprocess.Popen[str]] = []
 
-    def start(*flags: str, submission: bool = False, toml: str = "") -> Started:
+    def start(*flags: str, submission: bool = False, toml: str = "", secure: str = "") -> Started:
         port, sink = free_port(), free_port()
         root = tmp_path / "mail"
         extra = ["--relay", f"smtp://127.0.0.1:{sink}"]
@@ -65,7 +67,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         if submission:
             submission_port = free_port()
             extra += ["--submission", str(submission_port), "--user", "alice", "--password", "s3cret"]
-            toml += (f'roles = ["mx", "submission"]\nsubmission = "smtp://127.0.0.1:{submission_port}"\n'
+            toml += (f'roles = ["mx", "submission"]\nsubmission = "smtp://127.0.0.1:{submission_port}{secure}"\n'
                      'submission_auth = {user = "alice", password_env = "STORE_PASSWORD"}\n')
         process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
                                     *extra, *flags], stdout=subprocess.PIPE, text=True)
@@ -183,3 +185,33 @@ def test_cleanup_command_removes_each_examples_mailboxes(server: Server, tmp_pat
     assert "listens at smtp://127.0.0.1:" in result.stdout
     assert "removed by the `cleanup` command" in result.stdout
     assert not root.exists() or list(root.iterdir()) == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[str, str]:
+    """A self-signed certificate for 127.0.0.1 and its key: (cert.pem, key.pem)."""
+    _self_signed_cert(tmp_path)
+    return str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+
+
+def test_submission_over_starttls_relays_to_the_sink(server: Server, certificate: tuple[str, str]) -> None:
+    """A submission port that requires STARTTLS before AUTH (RFC 3207; RFC 6409 §4.3), reached with
+    ?starttls&insecure (a self-signed certificate), holds every invariant: the suite's mail went in
+    over TLS, since the server refuses AUTH and MAIL in the clear."""
+    result, invariants = server("--tls", *certificate, submission=True, secure="?starttls&insecure").run()
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert conforming(invariants), outcomes(invariants)
+
+
+@pytest.mark.parametrize(("secure", "refused"),
+                         [("", "AUTH failed"), ("?starttls", "CERTIFICATE_VERIFY_FAILED")])
+def test_submission_without_working_tls_is_an_error_not_a_verdict(
+        server: Server, certificate: tuple[str, str], secure: str, refused: str) -> None:
+    """Without ?starttls the server offers no AUTH in the clear; with it but without ?insecure the
+    self-signed certificate fails verification: either way the SUT could not be driven -- an error
+    naming the step, never a pass."""
+    result, invariants = server("--tls", *certificate, submission=True, secure=secure).run(
+        "-k", "copy_per_path")
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert invariants["copy-per-path"]["outcome"] == "error", outcomes(invariants)
+    assert refused in invariants["copy-per-path"]["reason"], invariants["copy-per-path"]["reason"]

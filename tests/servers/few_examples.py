@@ -12,8 +12,9 @@ import pytest
 from hypothesis import settings
 
 
-@pytest.hookimpl(trylast=True)
+@pytest.hookimpl(trylast=True)  # after the mailconform plugin has chosen its profile
 def pytest_configure(config: pytest.Config) -> None:
-    settings.register_profile("self-test", parent=settings.default, database=None,
-                              max_examples=int(os.environ.get("MAILCONFORM_TEST_EXAMPLES", "6")))
-    settings.load_profile("self-test")
+    from mailconform.plugin import SETTINGS  # loaded by now; imported earlier, pytest could not rewrite it
+
+    examples = int(os.environ.get("MAILCONFORM_TEST_EXAMPLES", "6"))
+    config.stash[SETTINGS] = settings(config.stash[SETTINGS], max_examples=examples, database=None)

@@ -1,12 +1,14 @@
 """A small, independent mail store with the behaviours real servers have, run as its own process.
 
 It shares no code with mailconform: aiosmtpd in front, one Maildir per local part
-behind, a Received and a Return-Path on every copy.  Flags switch on one
+behind, a Received and a Return-Path on every copy.  With no flags it files each
+message before it answers 250, as a small store does.  Flags switch on one
 behaviour each, so the self-tests can show the suite judges each one right
 through a `--sut-config` file:
 
     python store.py --port P --root DIR [--domain isp.test]
         [--queue MIN MAX]          file each message MIN..MAX s after the 250, in arrival order
+                                   (MIN = MAX: a queue running a fixed time behind)
         [--greylist]               451 the first RCPT for each mailbox, accept it when tried again
         [--duplicates-folder]      file a copy whose Message-ID the mailbox holds into .Duplicates
         [--dedup]                  (broken) drop a copy whose Message-ID the mailbox holds, after 250
@@ -15,6 +17,7 @@ through a `--sut-config` file:
         [--submission P --user U --password W --relay URL]
                                    a submission port requiring AUTH: strips Bcc, files local
                                    recipients, relays the rest to URL
+        [--tls CERT KEY]           the submission port requires STARTTLS before AUTH
         [--leak-bcc]               (broken) the submission port keeps the Bcc field
         [--die-after N]            exit abruptly after N transactions (a crash mid-run)
         [--late-duplicates S]      file a copy whose Message-ID the mailbox holds S s late, out of order
@@ -31,6 +34,7 @@ import os
 import queue
 import random
 import smtplib
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -57,6 +61,8 @@ class Store:
         self.pending = 0
         self.lock = threading.RLock()
         self.jobs: queue.Queue[tuple[float, Callable[[], None]]] = queue.Queue()
+        self.sees_duplicates = bool(options.dedup or options.duplicates_folder or options.late_duplicates)
+        """Only then is each mailbox read at every filing (a plain store files in constant time)."""
         threading.Thread(target=self._run_queue, daemon=True).start()
 
     def local(self, address: str) -> bool:
@@ -111,17 +117,20 @@ class Store:
 
     # ---- final delivery ---------------------------------------------------
     def deliver(self, mail_from: str, rcpts: list[str], data: bytes) -> None:
-        message = message_from_bytes(data, policy=policy.SMTP)
+        message_id = None
+        if self.sees_duplicates:
+            message_id = message_from_bytes(data, policy=policy.SMTP)["Message-ID"]
         for local in dict.fromkeys(a.lower().split("@")[0] for a in rcpts if self.local(a)):
-            self.file(local, mail_from, message, data)
+            self.file(local, mail_from, message_id, data)
 
-    def file(self, local: str, mail_from: str, message: Any, data: bytes) -> None:
+    def file(self, local: str, mail_from: str, message_id: str | None, data: bytes) -> None:
         (self.root / local).mkdir(parents=True, exist_ok=True)
         inbox = mailbox.Maildir(self.root / local / "Maildir")
         with self.lock:
-            folders = [inbox] + [inbox.get_folder(name) for name in inbox.list_folders()]
-            held = [m["Message-ID"] for folder in folders for m in folder]
-            duplicate = message["Message-ID"] in held
+            duplicate = False
+            if self.sees_duplicates:
+                folders = [inbox] + [inbox.get_folder(name) for name in inbox.list_folders()]
+                duplicate = message_id in [m["Message-ID"] for folder in folders for m in folder]
             if duplicate and self.options.dedup:
                 return
             limit = self.options.quota or self.options.drop_over_quota
@@ -225,6 +234,7 @@ def main() -> None:
     parser.add_argument("--submission", type=int)
     parser.add_argument("--user")
     parser.add_argument("--password")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--leak-bcc", action="store_true")
     parser.add_argument("--die-after", type=int)
     parser.add_argument("--late-duplicates", type=float)
@@ -233,9 +243,15 @@ def main() -> None:
     store = Store(options)
     controllers = [Controller(store, hostname="127.0.0.1", port=options.port)]
     if options.submission:
+        tls: dict[str, Any] = {}
+        if options.tls:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*options.tls)
+            tls = {"tls_context": context, "require_starttls": True}
         controllers.append(Controller(
             Submission(store), hostname="127.0.0.1", port=options.submission, auth_required=True,
-            auth_require_tls=False, authenticator=authenticator(options.user, options.password)))
+            auth_require_tls=bool(options.tls), authenticator=authenticator(options.user, options.password),
+            **tls))
     for controller in controllers:
         controller.start()
     print("ready", flush=True)
