@@ -289,7 +289,9 @@ class Injector:
         """Run one transaction (mail_from "" is <>); refusals are replies, breakage a ProtocolError.
 
         Recipients refused with a 4xx (at MAIL, RCPT or the final dot) are tried again in a new
-        transaction, up to `retry.attempts` in all; each recipient's replies are those of its last
+        transaction on a new connection, as an upstream MTA's later attempt would be (a 4xx may be
+        the connection's own limit: OpenSMTPD answers 452 at MAIL once one connection has sent 100
+        messages), up to `retry.attempts` in all; each recipient's replies are those of its last
         attempt, so one finally accepted owes a copy and one still refused is a refusal.
         """
         final: dict[str, TransactionReply] = {}
@@ -303,8 +305,9 @@ class Injector:
             if not pending or attempt == self.retry.attempts:
                 break
             wait = self.retry.delay * 2 ** (attempt - 1)
-            transcript.append(f"-- 4xx for {', '.join(pending)}: trying again in {wait:g} s"
-                              f" (attempt {attempt + 1} of {self.retry.attempts})")
+            transcript.append(f"-- 4xx for {', '.join(pending)}: trying again in {wait:g} s on a new"
+                              f" connection (attempt {attempt + 1} of {self.retry.attempts})")
+            self.close()
             time.sleep(wait)
         return _merged(final, transcript)
 

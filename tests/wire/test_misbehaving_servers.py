@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mailconform.suts.wire import EmbeddedServer, Injector, ProtocolError, Reply, check_reachable
+from mailconform.suts.wire import EmbeddedServer, Injector, ProtocolError, Reply, Retry, check_reachable
 from tests.wire.recorder import Recorder
 from tests.wire.scripted import SILENT, ScriptedServer
 
@@ -104,6 +104,27 @@ def test_421_before_data_retries_once_on_a_new_connection() -> None:
         assert server.connections == 2
     assert first.delivered_to("a@isp.test") and second.delivered_to("a@isp.test")
     assert "-- 421 before DATA: reconnecting once" in second.transcript
+
+
+def test_a_4xx_is_tried_again_on_a_new_connection() -> None:
+    """A 4xx that is the connection's own limit (OpenSMTPD: 452 at MAIL after 100 messages on one
+    connection) does not refuse the transaction: the next attempt opens a new connection."""
+    sent = 0
+
+    def limited(line: str) -> str | None:
+        nonlocal sent
+        if line.startswith("EHLO"):
+            sent = 0
+        if line.startswith("MAIL"):
+            sent += 1
+            return "452 4.5.3 Too many recipients: Too many messages sent" if sent > 2 else "250 ok"
+        return polite(line)
+    with ScriptedServer(limited) as server, \
+            Injector(server.url("smtp"), sut="scripted", retry=Retry(attempts=2, delay=0.0)) as injector:
+        replies = [injector.send(FROM, ["a@isp.test"], MESSAGE) for _ in range(5)]
+        assert server.connections == 3  # two messages each, the third refused and sent again
+    assert all(reply.delivered_to("a@isp.test") for reply in replies)
+    assert "trying again in 0 s on a new connection (attempt 2 of 2)" in "\n".join(replies[2].transcript)
 
 
 def test_server_gone_for_good_fails_the_reconnect() -> None:
