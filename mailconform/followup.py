@@ -3,6 +3,7 @@ write the bug-report bundle (pytest options --diagnose, --bundle, --diagnose-gap
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,23 @@ def _gaps(text: str) -> tuple[float, ...]:
 
 
 def follow_up(config: pytest.Config, sut: SystemUnderTest, violation: InvariantViolation,
-              progress: Callable[[str], None] | None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None, deadline: float | None = None) -> dict[str, Any]:
     """The violation's counterexample, with the diagnosis and impact table of a lost copy, and
-    the bundle written if asked for."""
+    the bundle written if asked for; the experiments end at the run's ``deadline`` (time.time())."""
     counterexample = dict(violation.counterexample)
     found: Diagnosis | None = None
     rows: tuple[ImpactRow, ...] = ()
     root: Path | None = config.getoption("--bundle")
     if violation.invariant.id == LOSS and (config.getoption("--diagnose") or root is not None):
+        started = time.monotonic()
         try:
             found = diagnose(sut, violation.plan, violation.observation,
-                             gaps=config.getoption("--diagnose-gaps"), progress=progress)
-            rows = impact(sut, progress)
+                             gaps=config.getoption("--diagnose-gaps"), progress=progress,
+                             deadline=deadline)
+            rows = impact(sut, progress, deadline)
+            if progress:
+                progress(f"mailconform: diagnosis and impact stories on {sut.name} took"
+                         f" {time.monotonic() - started:.1f} s")
         except (SutError, ProtocolError, MailboxError, OSError) as error:
             counterexample["text"] += f"\n\nThe follow-up experiments could not be run: {error}"
         else:

@@ -184,7 +184,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         if result.outcome == "failed" and violation is not None and not isinstance(error, OutOfTime):
             from mailconform.followup import follow_up  # a plugin of its own, imported by pytest first
             result = replace(result, counterexample=follow_up(item.config, judging.player.sut, violation,
-                                                              judging.progress))
+                                                              judging.progress, judging.deadline))
         _gate(item, report, result, expected_failure)
         if report.failed and result.outcome == "failed" and result.counterexample:
             # The story, names, replies and diagnosis, not a traceback of the suite's own code;

@@ -9,7 +9,7 @@ own, marked "documented, not run": their documented rule, never a measured cell.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 from typing import Any
@@ -153,7 +153,7 @@ def _findings(example: dict[str, Any]) -> list[str]:
     if example.get("impact"):
         lines += ["| story | copies owed | copies filed | loses mail |", "|---|---|---|---|"]
         lines += [f"| {row['story']} | {row.get('at_least', row['owed'])} | {row['filed']} |"
-                  f" {'**yes**' if row['loses'] else 'no'} |" for row in example["impact"]]
+                  f" {_loses(row, '**yes**', _cell_text)} |" for row in example["impact"]]
         lines.append("")
     return lines
 
@@ -166,9 +166,20 @@ def _findings_html(example: dict[str, Any]) -> str:
         html_text += ("<table><tr><th>story</th><th>copies owed</th><th>copies filed</th>"
                       "<th>loses mail</th></tr>" + "".join(
                           f"<tr><td>{escape(row['story'])}</td><td>{row.get('at_least', row['owed'])}</td>"
-                          f"<td>{row['filed']}</td><td>{'<b>yes</b>' if row['loses'] else 'no'}</td></tr>"
+                          f"<td>{row['filed']}</td><td>{_loses(row, '<b>yes</b>', escape)}</td></tr>"
                           for row in example["impact"]) + "</table>")
     return html_text
+
+
+def _loses(row: dict[str, Any], yes: str, shown: Callable[[str], str] = str) -> str:
+    """A story that could not be played claims nothing: neither loss nor delivery."""
+    if row.get("error"):
+        return f"not played ({shown(row['error'])})"
+    return yes if row["loses"] else "no"
+
+
+def _cell_text(text: str) -> str:
+    return text.replace("|", "\\|")
 
 
 def _outcomes(report: dict[str, Any]) -> dict[str, str]:

@@ -1,5 +1,9 @@
 """The dedup-key diagnosis names exactly the rule each known-bad store applies."""
 
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +17,7 @@ from mailconform.suts.base import execute
 from mailconform.suts.diagnose import diagnose, impact
 from mailconform.suts.policies import TIME_WINDOW
 from mailconform.suts.registry import resolve
+from tests.self.test_trust_servers import STORE, free_port
 
 # The rule each built-in dedup policy applies, as the diagnosis must state it.
 RULES = {
@@ -140,7 +145,9 @@ def test_matrix_shows_each_failures_rule_and_impact() -> None:
     """The matrix page headlines a failure's diagnosed rule and its impact table (Markdown and HTML)."""
     rows = [{"story": "post to a list and Bcc to self", "owed": 2, "filed": 1, "loses": True},
             {"story": "the same message retransmitted", "owed": 2, "filed": 1, "loses": False,
-             "at_least": 1}]
+             "at_least": 1},
+            {"story": "to an alias and directly", "owed": 0, "filed": 0, "loses": False,
+             "error": "a | b"}]
     example = {"text": "copy-per-path violated by x", "messages": 1, "transactions": 2,
                "diagnosis": {"summary": "drops a copy when the mailbox has already received one with"
                                         " the same Message-ID"}, "impact": rows}
@@ -152,5 +159,49 @@ def test_matrix_shows_each_failures_rule_and_impact() -> None:
            " Message-ID." in page
     assert "| post to a list and Bcc to self | 2 | 1 | **yes** |" in page
     assert "| the same message retransmitted | 1 | 1 | no |" in page
+    assert "| to an alias and directly | 0 | 0 | not played (a \\| b) |" in page
     html = matrix.html([report], {})
-    assert "<b>The rule:</b> drops a copy" in html and "<td>post to a list and Bcc to self</td>" in html
+    assert "<b>The rule:</b> drops a copy" in html
+    assert "<td>post to a list and Bcc to self</td><td>2</td><td>1</td><td><b>yes</b></td>" in html
+    assert "<td>to an alias and directly</td><td>0</td><td>0</td><td>not played (a | b)</td>" in html
+
+
+def test_diagnosis_and_impact_stop_at_the_runs_deadline() -> None:
+    """Past the run's budget no experiment is played and nothing is claimed: no key, no loss."""
+    sut = resolve("embedded:dedup-message-id")
+    try:
+        run = execute(sut, SEED_STORY)
+        found = diagnose(sut, run.plan, run.observation, gaps=SHORT_GAP, deadline=time.time())
+        rows = impact(sut, deadline=time.time())
+    finally:
+        sut.close()
+    assert found.key is None and found.experiments == () and "time budget" in found.summary
+    assert [r.story for r in rows] == [s.name for s in CANONICAL]
+    assert all(r.error and not r.loses for r in rows)
+
+
+def test_a_late_copy_is_not_taken_for_a_dropped_one(tmp_path: Path) -> None:
+    """A queueing store that files a copy with a known Message-ID late (after the barrier) but
+    loses nothing: read again after the quiescence bound, no experiment lost a copy, no rule."""
+    port, root = free_port(), tmp_path / "mail"
+    config = tmp_path / "sut.toml"
+    config.write_text(f'name = "late-store"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
+                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n'
+                      "[timeouts]\nquiescence = 3.0\nsettle = 0.3\n")
+    store = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
+                              "--late-duplicates", "1.0"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert store.stdout and store.stdout.readline().strip() == "ready"
+        sut = resolve("store", config)
+        try:
+            run = execute(sut, SEED_STORY)
+            assert len(run.observation.copies) == 1, "the late copy must be missing when play() returns"
+            found = diagnose(sut, run.plan, run.observation, gaps=SHORT_GAP)
+        finally:
+            sut.close()
+    finally:
+        store.terminate()
+        store.wait(timeout=10)
+    assert found.key is None and "did not reproduce" in found.summary, found.text()
+    assert all(t.result == "filed" for t in found.experiments if t.vary == "none")
+    assert any("came late" in t.note for t in found.experiments), found.text()
