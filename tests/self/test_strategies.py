@@ -98,3 +98,12 @@ def test_mx_only_sut_is_given_blind_recipients_in_one_transaction() -> None:
                 return True
         return False
     assert hides(find(scenarios(), hides, settings=_SEARCH))
+
+
+@settings(max_examples=300, database=None)
+@given(scenarios())
+def test_strategies_are_kept_per_pool_size_not_per_world(scenario: Scenario) -> None:
+    """However many different worlds are drawn, the strategies kept for drawing from their pools
+    stay few (one per pool size and shape), so a long run's memory does not grow with them."""
+    from mailconform.strategies.scenarios import _indices
+    assert _indices.cache_info().currsize <= 37  # 3 + 7 + 2 * 9 + 9: every shape and pool size there is

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -14,20 +13,14 @@ from typing import Any
 
 import pytest
 
+from tests.self.test_sut_config import STORE, free_port
 from tests.wire.dovecot import _self_signed_cert
 
 ROOT = Path(__file__).resolve().parents[2]
-STORE = ROOT / "tests" / "servers" / "store.py"
 QUEUE = ["--queue", "0.2", "2.0"]
 """Files each message 0.2-2 s after its 250, in arrival order, as a queueing MTA does."""
 
 Server = Callable[..., "Started"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Started:
