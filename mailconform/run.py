@@ -11,6 +11,7 @@ judging drives any front end.
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -66,8 +67,13 @@ class Tally:
 
 
 class Judge:
+    """Judges scenarios on the player's plays, and remembers each verdict (a few bytes per
+    scenario, so a long run keeps them all) for the properties that meet the scenario again;
+    the plays themselves are kept only while recent, or while they broke an invariant."""
+
     def __init__(self, player: Player, deadline: float | None = None,
-                 progress: Callable[[str], None] | None = None, every: float = 10.0) -> None:
+                 progress: Callable[[str], None] | None = None, every: float = 10.0,
+                 remembered: int = 100_000) -> None:
         self.player = player
         self.deadline = deadline
         """Wall-clock time (time.time()) at which the run's budget is spent, if it has one."""
@@ -77,6 +83,14 @@ class Judge:
         self.searched: set[str] = set()
         self.search_cut = False
         """The budget ran out during the search: its invariants were judged on fewer examples."""
+        self.judgments = 0
+        """Examples judged, on plays made for them or before."""
+        self._verdicts: OrderedDict[int, dict[str, list[Violation]]] = OrderedDict()
+        """hash(scenario) -> invariant -> its violations there, for the last ``remembered``
+        scenarios (a hash, not the scenario: a 64-bit collision among them is negligible)."""
+        self._remembered = remembered
+        self._broken: OrderedDict[Scenario, Run] = OrderedDict()
+        """The latest plays that broke an invariant: a violation is told from its own play."""
 
     def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable) -> None:
         """Judge every invariant of ``invariant_ids`` not searched yet on one draw of each scenario.
@@ -138,24 +152,49 @@ class Judge:
                           f" {counted(tally.shrink_plays, 'smaller story', 'smaller stories')} played so far")
 
     def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
-        """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
+        """Judge ``invariant_id`` on ``scenario``, played once for all invariants; a verdict
+        given before stands (a late copy stays late), and an example is counted once."""
         tally = self.tallies.setdefault(invariant_id, Tally())
-        run = self._driven(lambda: self.player.run(scenario))
         note(scenario.story())
-        invariant = BY_ID[invariant_id]
-        violations = run.verdicts.get(invariant_id)
+        self.judgments += 1
+        verdicts = self._verdicts_of(scenario)
+        violations = verdicts.get(invariant_id)
+        counting = tally.counting and tally.first_violation is None
+        if violations == [] and not counting:
+            return None
+        run = self._broken.get(scenario) if violations else None
+        if run is None:
+            run = self._driven(lambda: self.player.run(scenario))
+            if violations:  # its play is gone: judge the new one
+                violations = None
         if violations is None:
-            violations = run.verdicts[invariant_id] = self._violations(scenario, invariant_id, run, tally)
-        if tally.counting and tally.first_violation is None:
+            violations = verdicts[invariant_id] = self._violations(scenario, invariant_id, run, tally)
+        invariant = BY_ID[invariant_id]
+        if counting:
             tally.examples += 1
             tally.exercised += invariant.exercised(run.plan, run.observation)
         if not violations:
             return None
+        self._broken[scenario] = run
+        self._broken.move_to_end(scenario)
+        if len(self._broken) > _BROKEN_PLAYS:
+            self._broken.popitem(last=False)
         violation = InvariantViolation(invariant, run.plan, run.observation, violations,
                                        self.player.sut.name)
         tally.first_violation = tally.first_violation or violation
         tally.last_failing = scenario
         return violation
+
+    def _verdicts_of(self, scenario: Scenario) -> dict[str, list[Violation]]:
+        key = hash(scenario)
+        verdicts = self._verdicts.get(key)
+        if verdicts is None:
+            verdicts = self._verdicts[key] = {}
+            if len(self._verdicts) > self._remembered:
+                self._verdicts.popitem(last=False)
+        else:
+            self._verdicts.move_to_end(key)
+        return verdicts
 
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
                     ) -> list[Violation]:
@@ -192,6 +231,10 @@ class Judge:
                 f" for {counted(len(tallies), 'invariant')}"
                 f" in {seconds:.0f} s ({counted(self.player.plays, 'play')})"
                 + (f"; broken so far: {', '.join(broken)}" if broken else ""))
+
+
+_BROKEN_PLAYS = 64
+"""Plays kept because they broke an invariant: a shrink's latest candidates, the searches' first."""
 
 
 class _AllBroken(BaseException):
