@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TypeVar
 
 from hypothesis import Phase, example, given, note, seed, settings
@@ -85,10 +86,12 @@ class Judge:
         """The budget ran out during the search: its invariants were judged on fewer examples."""
         self.judgments = 0
         """Examples judged, on plays made for them or before."""
-        self._verdicts: OrderedDict[int, dict[str, list[Violation]]] = OrderedDict()
-        """hash(scenario) -> invariant -> its violations there, for the last ``remembered``
-        scenarios (a hash, not the scenario: a 64-bit collision among them is negligible)."""
+        self._verdicts: dict[int, _Verdict] = {}
+        """hash(scenario) -> its verdict, for the last ``remembered`` scenarios judged (a hash,
+        not the scenario: a 64-bit collision among them is negligible)."""
         self._remembered = remembered
+        self._passed_sets: dict[frozenset[str], frozenset[str]] = {}
+        """One copy of each set of passed invariants: a run has a handful, shared by thousands."""
         self._broken: OrderedDict[Scenario, Run] = OrderedDict()
         """The latest plays that broke an invariant: a violation is told from its own play."""
 
@@ -157,18 +160,19 @@ class Judge:
         tally = self.tallies.setdefault(invariant_id, Tally())
         note(scenario.story())
         self.judgments += 1
-        verdicts = self._verdicts_of(scenario)
-        violations = verdicts.get(invariant_id)
+        key = hash(scenario)
+        passed, broken = self._verdicts.get(key, _UNJUDGED)
         counting = tally.counting and tally.first_violation is None
-        if violations == [] and not counting:
+        if invariant_id in passed and not counting:
             return None
+        violations = broken.get(invariant_id)
         run = self._broken.get(scenario) if violations else None
         if run is None:
             run = self._driven(lambda: self.player.run(scenario))
-            if violations:  # its play is gone: judge the new one
-                violations = None
+            violations = [] if invariant_id in passed else None  # a broken play gone: judge the new one
         if violations is None:
-            violations = verdicts[invariant_id] = self._violations(scenario, invariant_id, run, tally)
+            violations = self._violations(scenario, invariant_id, run, tally)
+            self._remember(key, passed, broken, invariant_id, violations)
         invariant = BY_ID[invariant_id]
         if counting:
             tally.examples += 1
@@ -185,16 +189,17 @@ class Judge:
         tally.last_failing = scenario
         return violation
 
-    def _verdicts_of(self, scenario: Scenario) -> dict[str, list[Violation]]:
-        key = hash(scenario)
-        verdicts = self._verdicts.get(key)
-        if verdicts is None:
-            verdicts = self._verdicts[key] = {}
-            if len(self._verdicts) > self._remembered:
-                self._verdicts.popitem(last=False)
+    def _remember(self, key: int, passed: frozenset[str], broken: Mapping[str, list[Violation]],
+                  invariant_id: str, violations: list[Violation]) -> None:
+        if violations:
+            broken = {**broken, invariant_id: violations}
         else:
-            self._verdicts.move_to_end(key)
-        return verdicts
+            passed = passed | {invariant_id}
+            passed = self._passed_sets.setdefault(passed, passed)
+        self._verdicts.pop(key, None)  # the newest last: the oldest go first
+        self._verdicts[key] = (passed, broken)
+        if len(self._verdicts) > self._remembered:
+            del self._verdicts[next(iter(self._verdicts))]
 
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
                     ) -> list[Violation]:
@@ -233,6 +238,9 @@ class Judge:
                 + (f"; broken so far: {', '.join(broken)}" if broken else ""))
 
 
+_Verdict = tuple[frozenset[str], Mapping[str, list[Violation]]]
+"""A scenario's verdict: the invariants it passed, and those it broke with their violations."""
+_UNJUDGED: _Verdict = (frozenset(), MappingProxyType({}))
 _BROKEN_PLAYS = 64
 """Plays kept because they broke an invariant: a shrink's latest candidates, the searches' first."""
 
