@@ -118,10 +118,12 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
     """Judges each example of every invariant on one shared play of its scenario."""
     config = request.config
     # Each property's examples must stay held until the next property draws them again.
-    capacity = 2 * config.stash[SETTINGS].max_examples + 100
     every = config.getoption("--progress-every")
-    judging = Judge(Player(sut, capacity), config.stash[_DEADLINE],
-                    _progress_writer(config) if every > 0 else None, every)
+    # Plays are judged by every invariant as they are made: only the latest few need keeping.
+    # Verdicts are kept for the search's scenarios and a shrink's, met again by the properties.
+    judging = Judge(Player(sut, capacity=8), config.stash[_DEADLINE],
+                    _progress_writer(config) if every > 0 else None, every,
+                    remembered=2 * config.stash[SETTINGS].max_examples + 1000)
     config.stash[_JUDGE] = judging
     return judging
 
@@ -196,7 +198,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         "invariant": invariant, "result": asdict(result),
         "process": getattr(item.config, "workerinput", {}).get("workerid", "main"),
         **({"sut": judging.player.sut.name, "transport": judging.player.sut.transport,
-            "player": {"plays": judging.player.plays, "hits": judging.player.hits,
+            "player": {"plays": judging.player.plays, "judged": judging.judgments,
                        "offered": judging.player.offered, "refused": judging.player.refused}}
            if judging else {}),
     }
@@ -348,7 +350,7 @@ class _Reporter:
             players = self.players.values()
             record.offered, record.refused, record.plays = (
                 sum(p[key] for p in players) for key in ("offered", "refused", "plays"))
-            record.judged = record.plays + sum(p["hits"] for p in players)
+            record.judged = sum(p["judged"] for p in players)
         _write_json(self.config)
 
     @pytest.hookimpl(trylast=True)

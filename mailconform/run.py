@@ -11,8 +11,10 @@ judging drives any front end.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import TypeVar
 
 from hypothesis import Phase, example, given, note, seed, settings
@@ -66,8 +68,13 @@ class Tally:
 
 
 class Judge:
+    """Judges scenarios on the player's plays, and remembers each verdict (a few bytes per
+    scenario, so a long run keeps them all) for the properties that meet the scenario again;
+    the plays themselves are kept only while recent, or while they broke an invariant."""
+
     def __init__(self, player: Player, deadline: float | None = None,
-                 progress: Callable[[str], None] | None = None, every: float = 10.0) -> None:
+                 progress: Callable[[str], None] | None = None, every: float = 10.0,
+                 remembered: int = 100_000) -> None:
         self.player = player
         self.deadline = deadline
         """Wall-clock time (time.time()) at which the run's budget is spent, if it has one."""
@@ -77,6 +84,16 @@ class Judge:
         self.searched: set[str] = set()
         self.search_cut = False
         """The budget ran out during the search: its invariants were judged on fewer examples."""
+        self.judgments = 0
+        """Examples judged, on plays made for them or before."""
+        self._verdicts: dict[int, _Verdict] = {}
+        """hash(scenario) -> its verdict, for the last ``remembered`` scenarios judged (a hash,
+        not the scenario: a 64-bit collision among them is negligible)."""
+        self._remembered = remembered
+        self._passed_sets: dict[frozenset[str], frozenset[str]] = {}
+        """One copy of each set of passed invariants: a run has a handful, shared by thousands."""
+        self._broken: OrderedDict[Scenario, Run] = OrderedDict()
+        """The latest plays that broke an invariant: a violation is told from its own play."""
 
     def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable) -> None:
         """Judge every invariant of ``invariant_ids`` not searched yet on one draw of each scenario.
@@ -138,24 +155,51 @@ class Judge:
                           f" {counted(tally.shrink_plays, 'smaller story', 'smaller stories')} played so far")
 
     def judged(self, scenario: Scenario, invariant_id: str) -> InvariantViolation | None:
-        """Play ``scenario`` (once for all invariants) and judge ``invariant_id`` on it (once)."""
+        """Judge ``invariant_id`` on ``scenario``, played once for all invariants; a verdict
+        given before stands (a late copy stays late), and an example is counted once."""
         tally = self.tallies.setdefault(invariant_id, Tally())
-        run = self._driven(lambda: self.player.run(scenario))
         note(scenario.story())
-        invariant = BY_ID[invariant_id]
-        violations = run.verdicts.get(invariant_id)
+        self.judgments += 1
+        key = hash(scenario)
+        passed, broken = self._verdicts.get(key, _UNJUDGED)
+        counting = tally.counting and tally.first_violation is None
+        if invariant_id in passed and not counting:
+            return None
+        violations = broken.get(invariant_id)
+        run = self._broken.get(scenario) if violations else None
+        if run is None:
+            run = self._driven(lambda: self.player.run(scenario))
+            violations = [] if invariant_id in passed else None  # a broken play gone: judge the new one
         if violations is None:
-            violations = run.verdicts[invariant_id] = self._violations(scenario, invariant_id, run, tally)
-        if tally.counting and tally.first_violation is None:
+            violations = self._violations(scenario, invariant_id, run, tally)
+            self._remember(key, passed, broken, invariant_id, violations)
+        invariant = BY_ID[invariant_id]
+        if counting:
             tally.examples += 1
             tally.exercised += invariant.exercised(run.plan, run.observation)
         if not violations:
             return None
+        self._broken[scenario] = run
+        self._broken.move_to_end(scenario)
+        if len(self._broken) > _BROKEN_PLAYS:
+            self._broken.popitem(last=False)
         violation = InvariantViolation(invariant, run.plan, run.observation, violations,
                                        self.player.sut.name)
         tally.first_violation = tally.first_violation or violation
         tally.last_failing = scenario
         return violation
+
+    def _remember(self, key: int, passed: frozenset[str], broken: Mapping[str, list[Violation]],
+                  invariant_id: str, violations: list[Violation]) -> None:
+        if violations:
+            broken = {**broken, invariant_id: violations}
+        else:
+            passed = passed | {invariant_id}
+            passed = self._passed_sets.setdefault(passed, passed)
+        self._verdicts.pop(key, None)  # the newest last: the oldest go first
+        self._verdicts[key] = (passed, broken)
+        if len(self._verdicts) > self._remembered:
+            del self._verdicts[next(iter(self._verdicts))]
 
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
                     ) -> list[Violation]:
@@ -192,6 +236,13 @@ class Judge:
                 f" for {counted(len(tallies), 'invariant')}"
                 f" in {seconds:.0f} s ({counted(self.player.plays, 'play')})"
                 + (f"; broken so far: {', '.join(broken)}" if broken else ""))
+
+
+_Verdict = tuple[frozenset[str], Mapping[str, list[Violation]]]
+"""A scenario's verdict: the invariants it passed, and those it broke with their violations."""
+_UNJUDGED: _Verdict = (frozenset(), MappingProxyType({}))
+_BROKEN_PLAYS = 64
+"""Plays kept because they broke an invariant: a shrink's latest candidates, the searches' first."""
 
 
 class _AllBroken(BaseException):

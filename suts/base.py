@@ -11,7 +11,7 @@ from typing import Protocol
 from hypothesis import note
 
 from mailconform.specs.explain import InvariantViolation
-from mailconform.specs.invariants import BY_ID, Violation
+from mailconform.specs.invariants import BY_ID
 from mailconform.specs.model import Plan, Role, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation
@@ -66,9 +66,6 @@ class SutError(RuntimeError):
 class Run:
     plan: Plan
     observation: Observation
-    verdicts: dict[str, list[Violation]] = field(default_factory=dict, compare=False, repr=False)
-    """Invariant -> its violations on this play, once judged: a scenario met again (by the
-    search, then a property) gets the verdict it got first, rechecks included."""
 
 
 def execute(sut: SystemUnderTest, scenario: Scenario) -> Run:
@@ -80,13 +77,12 @@ def execute(sut: SystemUnderTest, scenario: Scenario) -> Run:
 
 class Player:
     """Plays scenarios on one SUT and remembers the latest plays, so that every invariant judges
-    the same play of a scenario instead of playing it again (the search and the per-invariant
-    properties draw the same scenarios: they share one Hypothesis seed)."""
+    the same play of a scenario instead of playing it again."""
 
     def __init__(self, sut: SystemUnderTest, capacity: int) -> None:
         self.sut = sut
         self.capacity = capacity
-        """Held plays; at least one invariant's examples, or each invariant evicts the next's."""
+        """Held plays: the latest ones, which every invariant judges in turn."""
         self._runs: OrderedDict[Scenario, Run] = OrderedDict()
         self.plays = self.hits = 0
         self.offered = self.refused = 0

@@ -168,11 +168,9 @@ def test_budget_ends_the_run_cleanly_and_honestly(tmp_path: Path) -> None:
 def test_a_killed_run_leaves_every_finished_outcome(tmp_path: Path) -> None:
     """The JSON report is rewritten after each invariant: killing the run loses only the unfinished."""
     report_path = tmp_path / "report.json"
-    # copy-per-path fails here and waits out the quiescence bound before its verdict: the
-    # invariants reported before it are finished, the ones after it are not.
     suite = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-q", "tests/conformance", "--sut", "embedded:dedup-message-id",
-         "--report-json", str(report_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "tests.servers.pauses", "tests/conformance",
+         "--sut", "reference", "--report-json", str(report_path)],
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 240
