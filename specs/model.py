@@ -175,7 +175,9 @@ class _Planner:
             ("Date", format_datetime(_DATES[submit.date])),
             ("Message-ID", self.naming.message_id(submit.message_id)),
         ]
-        return Content(tuple(headers), f"Body {submit.body} of the story.\n")
+        # The nonce keeps bodies of different examples apart: a store that hashes content
+        # (Courier's dupfilter) compares a story's messages, not every example's.
+        return Content(tuple(headers), f"Body {submit.body} of story {self.naming.nonce}.\n")
 
     def _resend(self, event: Resend) -> None:
         original = self._original(self.scenario.submission(event.message)).without("Bcc")
