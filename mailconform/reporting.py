@@ -108,9 +108,11 @@ def _selected(session: pytest.Session) -> list[str]:
 
 def _has_saved_examples(test: Any) -> bool:
     """Whether the example database holds counterexamples of this property (replayed first)."""
-    database = test._hypothesis_internal_use_settings.database
+    used = getattr(test, "_hypothesis_internal_use_settings", None)
+    if used is None:  # a Hypothesis that keeps its settings elsewhere: let the property run
+        return True
     key = function_digest(test.hypothesis.inner_test)
-    return database is not None and next(iter(database.fetch(key)), None) is not None
+    return used.database is not None and next(iter(used.database.fetch(key)), None) is not None
 
 
 @pytest.fixture(scope="session")
