@@ -84,7 +84,7 @@ class Player:
         self.capacity = capacity
         """Held plays: the latest ones, which every invariant judges in turn."""
         self._runs: OrderedDict[Scenario, Run] = OrderedDict()
-        self.plays = self.hits = 0
+        self.plays = 0
         self.offered = self.refused = 0
         """Envelope recipients offered to the SUT, and refused by it, over all plays."""
 
@@ -92,7 +92,6 @@ class Player:
         run = self._runs.get(scenario)
         if run is not None:
             self._runs.move_to_end(scenario)
-            self.hits += 1
             return run
         run = execute(self.sut, scenario)
         _refused_own_mailbox(self.sut, run)
