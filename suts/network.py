@@ -179,8 +179,8 @@ class NetworkSUT:
         if self.config.idle and not wait_for(self._idle, limit=timeouts.quiescence, poll=0.05):
             raise SutError(self.name, "waiting for delivery",
                            f"`{self.config.idle}` did not exit 0 within {timeouts.quiescence:g} s")
-        held = self._snapshot(played.readers, keep_barriers=True)
-        if barriers:
+        held: _Held = {}
+        if barriers:  # its first poll is the first read
             counted, changed = -1, time.monotonic()
 
             def done() -> bool:
@@ -195,6 +195,8 @@ class NetworkSUT:
                     counted, changed = count, time.monotonic()
                 return count >= played.owed_copies and time.monotonic() - changed >= timeouts.settle
             wait_for(done, limit=timeouts.quiescence)
+        else:
+            held = self._snapshot(played.readers, keep_barriers=True)
         held = _without_barriers(held)
         if _count(held) >= played.owed_copies and (barriers or self.config.idle
                                                    or self.config.delivery == "synchronous"):
