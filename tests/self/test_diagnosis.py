@@ -17,7 +17,8 @@ from mailconform.suts.base import execute
 from mailconform.suts.diagnose import diagnose, impact
 from mailconform.suts.policies import TIME_WINDOW
 from mailconform.suts.registry import resolve
-from tests.self.test_trust_servers import STORE, free_port
+from tests.self.test_trust_servers import STORE
+from tests.servers.ports import free_port
 
 # The rule each built-in dedup policy applies, as the diagnosis must state it.
 RULES = {

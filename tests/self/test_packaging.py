@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.self.test_sut_config import STORE, free_port
+from tests.self.test_sut_config import STORE
+from tests.servers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_SOURCE = shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", ".hypothesis",

@@ -26,7 +26,8 @@ from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import Player
 from mailconform.suts.inprocess import InProcessSUT
 from mailconform.suts.wire import EmbeddedServer, Reply
-from tests.self.test_sut_config import STORE, free_port
+from tests.self.test_sut_config import STORE
+from tests.servers.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

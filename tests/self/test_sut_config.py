@@ -1,8 +1,6 @@
 """Any server can be judged through a --sut-config file alone."""
 
 import json
-import random
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,33 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "tests" / "servers" / "store.py"
 """A small independent Maildir store; with no flags it files each message before its 250."""
-EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
-
-
-def free_port() -> int:
-    """A loopback port free now, from below the kernel's ephemeral range.
-
-    The process that listens on it starts later (the suite binds its sink seconds later), and
-    meanwhile a port from that range can become the local end of any of the many loopback
-    connections a busy machine opens, or another test's port 0: then the listener cannot bind.
-    """
-    try:
-        lowest_ephemeral = int(EPHEMERAL_RANGE.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        lowest_ephemeral = 32768  # Linux's default
-    while True:
-        port = random.randrange(10000, lowest_ephemeral)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-
-
 def run_suite(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pytest", "-q", "tests/conformance", *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -19,7 +19,8 @@ from mailconform.strategies import SEED_STORY
 from mailconform.suts.base import execute
 from mailconform.suts.config import load
 from mailconform.suts.network import BARRIER_FIELD, NetworkSUT
-from tests.self.test_sut_config import STORE, free_port
+from tests.self.test_sut_config import STORE
+from tests.servers.ports import free_port
 
 
 @pytest.fixture

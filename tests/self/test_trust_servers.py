@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.self.test_sut_config import STORE, free_port
+from tests.self.test_sut_config import STORE
+from tests.servers.ports import free_port
 from tests.wire.dovecot import _self_signed_cert
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.servers.ports import free_ports
+
 INSTALL_HINT = "Dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d"
 PASSWORD = "secret"
 MAIL_UID = MAIL_GID = 65534  # nobody/nogroup: Dovecot refuses mail access as root
@@ -121,16 +123,6 @@ class Dovecot:
             imap.logout()
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports free right now (all held at once, so they differ); Dovecot binds them next."""
-    sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(count)]
-    try:
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def _self_signed_cert(root: Path) -> None:
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
@@ -172,7 +164,7 @@ def dovecot() -> Iterator[Dovecot]:
     (root / "mail").mkdir()
     os.chown(root / "mail", MAIL_UID, MAIL_GID)
     _self_signed_cert(root)
-    ports = dict(zip(LISTENERS, _free_ports(len(LISTENERS)), strict=True))
+    ports = dict(zip(LISTENERS, free_ports(len(LISTENERS)), strict=True))
     (root / "dovecot.conf").write_text(
         CONFIG.format(root=root, password=PASSWORD, uid=MAIL_UID, gid=MAIL_GID, **ports))
     with open(root / "stderr.log", "wb") as stderr:
