@@ -192,7 +192,7 @@ def suite_calls(properties: dict[str, Callable[..., None]], sut: SystemUnderTest
     """Judge every invariant against ``sut`` as the plugin does: one search draws and plays each
     scenario once for all of them, then each invariant it broke runs its property (same seed) to
     shrink.  (scenarios judged, seconds)."""
-    judge = Judge(Player(sut, capacity=8), remembered=2 * examples + 1000)
+    judge = Judge(Player(sut))
     common = random.getrandbits(64)
     profile = settings(_SETTINGS, max_examples=examples)
     start = time.perf_counter()

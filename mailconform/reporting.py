@@ -121,11 +121,8 @@ def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
     config = request.config
     # Each property's examples must stay held until the next property draws them again.
     every = config.getoption("--progress-every")
-    # Plays are judged by every invariant as they are made: only the latest few need keeping.
-    # Verdicts are kept for the search's scenarios and a shrink's, met again by the properties.
-    judging = Judge(Player(sut, capacity=8), config.stash[_DEADLINE],
-                    _progress_writer(config) if every > 0 else None, every,
-                    remembered=2 * config.stash[SETTINGS].max_examples + 1000)
+    judging = Judge(Player(sut), config.stash[_DEADLINE],
+                    _progress_writer(config) if every > 0 else None, every)
     config.stash[_JUDGE] = judging
     return judging
 

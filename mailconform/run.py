@@ -73,8 +73,7 @@ class Judge:
     the plays themselves are kept only while recent, or while they broke an invariant."""
 
     def __init__(self, player: Player, deadline: float | None = None,
-                 progress: Callable[[str], None] | None = None, every: float = 10.0,
-                 remembered: int = 100_000) -> None:
+                 progress: Callable[[str], None] | None = None, every: float = 10.0) -> None:
         self.player = player
         self.deadline = deadline
         """Wall-clock time (time.time()) at which the run's budget is spent, if it has one."""
@@ -87,9 +86,8 @@ class Judge:
         self.judgments = 0
         """Examples judged, on plays made for them or before."""
         self._verdicts: dict[int, _Verdict] = {}
-        """hash(scenario) -> its verdict, for the last ``remembered`` scenarios judged (a hash,
+        """hash(scenario) -> its verdict, for the last `_REMEMBERED` scenarios judged (a hash,
         not the scenario: a 64-bit collision among them is negligible)."""
-        self._remembered = remembered
         self._passed_sets: dict[frozenset[str], frozenset[str]] = {}
         """One copy of each set of passed invariants: a run has a handful, shared by thousands."""
         self._broken: OrderedDict[Scenario, Run] = OrderedDict()
@@ -198,7 +196,7 @@ class Judge:
             passed = self._passed_sets.setdefault(passed, passed)
         self._verdicts.pop(key, None)  # the newest last: the oldest go first
         self._verdicts[key] = (passed, broken)
-        if len(self._verdicts) > self._remembered:
+        if len(self._verdicts) > _REMEMBERED:
             del self._verdicts[next(iter(self._verdicts))]
 
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
@@ -241,6 +239,8 @@ class Judge:
 _Verdict = tuple[frozenset[str], Mapping[str, list[Violation]]]
 """A scenario's verdict: the invariants it passed, and those it broke with their violations."""
 _UNJUDGED: _Verdict = (frozenset(), MappingProxyType({}))
+_REMEMBERED = 100_000
+"""Verdicts kept: a thorough search and its shrinks, at about 150 bytes each."""
 _BROKEN_PLAYS = 64
 """Plays kept because they broke an invariant: a shrink's latest candidates, the searches' first."""
 

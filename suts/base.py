@@ -79,10 +79,11 @@ class Player:
     """Plays scenarios on one SUT and remembers the latest plays, so that every invariant judges
     the same play of a scenario instead of playing it again."""
 
-    def __init__(self, sut: SystemUnderTest, capacity: int) -> None:
+    def __init__(self, sut: SystemUnderTest, capacity: int = 8) -> None:
         self.sut = sut
         self.capacity = capacity
-        """Held plays: the latest ones, which every invariant judges in turn."""
+        """Held plays: the latest ones, which every invariant judges in turn (a property meets
+        older scenarios again through the judge's verdicts, not through plays)."""
         self._runs: OrderedDict[Scenario, Run] = OrderedDict()
         self.plays = 0
         self.offered = self.refused = 0

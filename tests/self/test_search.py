@@ -20,7 +20,7 @@ def test_each_scenario_is_drawn_and_played_once_for_every_invariant(monkeypatch:
     """The search draws each scenario once, plays it once, and every invariant counts it."""
     drawn: list[Scenario] = []
     monkeypatch.setattr(run, "scenarios", lambda: scenarios().map(lambda s: drawn.append(s) or s))
-    judge = Judge(Player(InProcessSUT(), capacity=100))
+    judge = Judge(Player(InProcessSUT()))
     judge.search(list(BY_ID), PROFILE, 1)
     assert len(drawn) == 30 and judge.player.plays == 31  # and the seed story, given, not drawn
     assert {i: t.examples for i, t in judge.tallies.items()} == dict.fromkeys(BY_ID, 31)
@@ -30,7 +30,7 @@ def test_each_scenario_is_drawn_and_played_once_for_every_invariant(monkeypatch:
 def test_a_property_meets_the_searched_scenarios_up_to_the_failure() -> None:
     """After the search broke an invariant, its property (same seed) fails on the scenario the
     search broke it with, having made no play of its own, and counts no example twice."""
-    judge = Judge(Player(InProcessSUT("strip-resent"), capacity=200))
+    judge = Judge(Player(InProcessSUT("strip-resent")))
     judge.search(list(BY_ID), settings(PROFILE, max_examples=60), 7)
     tally = judge.tallies["resent-keeps-message-id"]
     assert tally.first_violation is not None and tally.examples > 1  # a drawn story, not the seed story
