@@ -275,7 +275,7 @@ def external_server() -> Iterator[tuple[NetworkSUT, smtplib.SMTP]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory(dir=maildir_root()) as root:
         process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port),
                                     "--root", f"{root}/mail"], stdout=subprocess.PIPE, text=True)
         try:
