@@ -468,7 +468,9 @@ class _Reporter:
             shutil.rmtree(self.shares, ignore_errors=True)
         record = self.config.stash[REPORT]
         record.complete = True
-        record.absent = "not run: not selected in this session"
+        stopped = session.shouldfail or session.shouldstop  # -x, --maxfail, or a plugin's stop
+        record.absent = (f"not run: the session stopped early ({stopped})" if stopped
+                         else "not run: not selected in this session")
         if any(r.outcome == "error" for r in record.results.values()):
             session.exitstatus = EXIT_SUT_ERROR
         _write_json(self.config)
