@@ -20,7 +20,13 @@ Five comparisons, each a ratio of the suite's rate to a baseline's rate:
   server it tests, whose own filing work the bare store does not do.
 - external_smtp_vs_raw: the suite against a separate aiosmtpd Maildir
   server process (tests/servers/store.py, described by a minimal
-  --sut-config file) vs raw smtplib into that same server.
+  --sut-config file, its Maildirs where the embedded SUT keeps its own) vs
+  raw smtplib into that same server.
+
+Each comparison over the wire also prints its ceiling: the ratio a suite would
+reach that drew each scenario at bare Hypothesis's rate (from the same round)
+and sent its transactions at the baseline's rate, doing nothing else.  It is
+what one Hypothesis draw per scenario leaves room for, whatever the suite does.
 
 Rounds are interleaved (suite, baseline, suite, baseline ...) after one
 warm-up round that is thrown away, so Hypothesis's one-time costs and a busy
@@ -205,12 +211,20 @@ def suite_calls(properties: dict[str, Callable[..., None]], sut: SystemUnderTest
     return max(t.examples for t in judge.tallies.values()), time.perf_counter() - start
 
 
-def suite_tx_rate(properties: dict[str, Callable[..., None]], played: Played, examples: int) -> float:
-    """Transactions per second the suite sends into a SUT, end to end."""
+def suite_tx_rate(properties: dict[str, Callable[..., None]], played: Played, examples: int
+                  ) -> tuple[float, float]:
+    """Transactions per second the suite sends into a SUT, end to end; and per scenario judged."""
     before = played.transactions
     played.sent = []
-    _, seconds = suite_calls(properties, played, examples)
-    return (played.transactions - before) / seconds
+    scenarios, seconds = suite_calls(properties, played, examples)
+    return (played.transactions - before) / seconds, (played.transactions - before) / scenarios
+
+
+def ceiling(per_scenario: float, generation_rate: float, raw_rate: float) -> float:
+    """The best ratio to ``raw_rate`` of a suite that draws each scenario with Hypothesis (at the
+    bare ``generation_rate``), then sends its ``per_scenario`` transactions at the raw pace, and
+    costs nothing else: drawing and sending take turns, as they do in one process."""
+    return per_scenario / (raw_rate / generation_rate + per_scenario)
 
 
 def replay_tx_rate(sut: EmbeddedSUT, sent: list[Transaction]) -> float:
@@ -275,7 +289,7 @@ def external_server() -> Iterator[tuple[NetworkSUT, smtplib.SMTP]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with tempfile.TemporaryDirectory() as root:
+    with tempfile.TemporaryDirectory(dir=maildir_root()) as root:
         process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port),
                                     "--root", f"{root}/mail"], stdout=subprocess.PIPE, text=True)
         try:
@@ -304,9 +318,12 @@ class Comparison:
     unit: str
     suite: Callable[[int], float]
     baseline: Callable[[int], float]
+    bound: Callable[[float], float] | None = None
+    """The round's ceiling ratio, given its baseline rate (for suites sending over the wire)."""
     ratios: list[float] = field(default_factory=list)
     suite_rates: list[float] = field(default_factory=list)
     baseline_rates: list[float] = field(default_factory=list)
+    ceilings: list[float] = field(default_factory=list)
 
     def run(self, size: int, keep: bool, suite_first: bool) -> None:
         sides = [self.suite, self.baseline] if suite_first else [self.baseline, self.suite]
@@ -316,6 +333,8 @@ class Comparison:
             self.suite_rates.append(suite)
             self.baseline_rates.append(baseline)
             self.ratios.append(suite / baseline)
+            if self.bound:
+                self.ceilings.append(self.bound(baseline))
 
     def summary(self) -> dict[str, float | int]:
         return {"median": round(statistics.median(self.ratios), 3), "min": round(min(self.ratios), 3),
@@ -353,8 +372,9 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
         for sut in embedded.values():
             sut.preflight()
         network_seconds: dict[str, float] = {}
-
         network_rates: dict[str, float] = {}
+        per_scenario: dict[str, float] = {}
+        generation_rates: list[float] = []
         played_smtp = Played(embedded["smtp"], recording=True)
 
         def timed_suite(key: str, sut: SystemUnderTest, played: Played | None = None
@@ -363,7 +383,8 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
 
             def run(size: int) -> float:
                 start = time.perf_counter()
-                rate = network_rates[key] = suite_tx_rate(properties, played, size)
+                rate, per_scenario[key] = suite_tx_rate(properties, played, size)
+                network_rates[key] = rate
                 network_seconds[key] = time.perf_counter() - start
                 return rate
             return run
@@ -374,7 +395,12 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
 
         def generation(size: int) -> float:
             calls, seconds = generated(size)
+            generation_rates.append(calls / seconds)
             return calls / seconds
+
+        def bound(key: str) -> Callable[[float], float]:
+            # Measured in this round: the latest generation rate and the suite's transactions per scenario.
+            return lambda raw_rate: ceiling(per_scenario[key], generation_rates[-1], raw_rate)
 
         def inprocess(size: int) -> float:
             calls, seconds = suite_calls(properties, reference, size)
@@ -384,15 +410,17 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
             Comparison("inprocess_vs_generation", "in-process suite vs bare Hypothesis generation",
                        "examples/s", inprocess, generation),
             Comparison("embedded_smtp_vs_raw", "embedded SMTP suite vs raw smtplib into a bare store",
-                       "tx/s", timed_suite("smtp", embedded["smtp"], played_smtp), raw("smtp", raw_smtp)),
+                       "tx/s", timed_suite("smtp", embedded["smtp"], played_smtp), raw("smtp", raw_smtp),
+                       bound("smtp")),
             # The same suite round, against the server's own pace: its transactions sent again raw.
             Comparison("embedded_smtp_vs_replay", "embedded SMTP suite vs its transactions replayed raw",
                        "tx/s", lambda size: network_rates["smtp"],
                        lambda size: replay_tx_rate(embedded["smtp"], played_smtp.sent)),
             Comparison("embedded_lmtp_vs_raw", "embedded LMTP suite vs raw smtplib.LMTP into a bare store",
-                       "tx/s", timed_suite("lmtp", embedded["lmtp"]), raw("lmtp", raw_lmtp)),
+                       "tx/s", timed_suite("lmtp", embedded["lmtp"]), raw("lmtp", raw_lmtp), bound("lmtp")),
             Comparison("external_smtp_vs_raw", "external server: suite vs raw smtplib into it",
-                       "tx/s", timed_suite("external", external), raw("external", raw_external)),
+                       "tx/s", timed_suite("external", external), raw("external", raw_external),
+                       bound("external")),
         ]
         load_before = os.getloadavg()
         for round_number in range(args.rounds + 1):
@@ -404,6 +432,9 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
                 comparison.run(size if keep else max(2, size // 4), keep, suite_first=round_number % 2 == 1)
         load_after = os.getloadavg()
     results: dict[str, Any] = {c.key: c.summary() for c in comparisons}
+    results["ceilings"] = {c.key: {"median": round(statistics.median(c.ceilings), 3),
+                                   "min": round(min(c.ceilings), 3), "max": round(max(c.ceilings), 3)}
+                           for c in comparisons if c.ceilings}
     results["rates"] = {c.key: {"unit": c.unit, "suite": [round(r, 1) for r in c.suite_rates],
                                 "baseline": [round(r, 1) for r in c.baseline_rates]} for c in comparisons}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
@@ -417,15 +448,18 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
 def print_table(comparisons: list[Comparison], machine: dict[str, Any]) -> None:
     width = max(len(c.title) for c in comparisons)
     print(f"{'comparison':<{width}}  {'suite':>9}  {'baseline':>9}  {'unit':<10}  "
-          f"{'ratio median':>12}  {'min':>5}  {'max':>5}")
+          f"{'ratio median':>12}  {'min':>5}  {'max':>5}  {'ceiling':>7}")
     for c in comparisons:
         s = c.summary()
+        bound = f"{statistics.median(c.ceilings):>7.2f}" if c.ceilings else f"{'':>7}"
         print(f"{c.title:<{width}}  {statistics.median(c.suite_rates):>9.1f}  "
               f"{statistics.median(c.baseline_rates):>9.1f}  {c.unit:<10}  {s['median']:>12.2f}  "
-              f"{s['min']:>5.2f}  {s['max']:>5.2f}")
+              f"{s['min']:>5.2f}  {s['max']:>5.2f}  {bound}")
     print(f"{len(comparisons[0].ratios)} rounds after a warm-up; rates are medians; load average"
           f" {machine['load_before'][0]:.2f} before, {machine['load_after'][0]:.2f} after,"
           f" on {machine['cpus']} CPUs")
+    print("ceiling: the ratio a suite would reach that drew each scenario at bare Hypothesis's rate"
+          " and sent its transactions at the baseline's, doing nothing else")
 
 
 if __name__ == "__main__":

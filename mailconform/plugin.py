@@ -203,10 +203,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 
+OPENED_SUT = pytest.StashKey[SystemUnderTest]()
+"""The SUT a worker's share of the search opened before its tests: the `sut` fixture's, then."""
+
+
 @pytest.fixture(scope="session")
 def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
     """The system under test named on the command line, reachable and set up."""
-    config = request.config
+    opened = request.config.stash.get(OPENED_SUT, None)
+    if opened is not None:
+        yield opened  # closed by what opened it
+        return
+    system = open_sut(request.config)
+    yield system
+    system.close()
+
+
+def open_sut(config: pytest.Config) -> SystemUnderTest:
+    """The SUT the options name, preflighted; SutBroken if it is not ready."""
     try:
         system = resolve(config.getoption("--sut"), config.getoption("--sut-config"))
     except (ValueError, OSError, RuntimeError) as error:
@@ -227,5 +241,4 @@ def sut(request: pytest.FixtureRequest) -> Iterator[SystemUnderTest]:
         with capture.global_and_fixture_disabled():  # shown at once, not only with a failure
             for line in getattr(system, "notes", ()):  # where to relay, what is left behind
                 reporter.write_line(f"mailconform: {system.name}: {line}")
-    yield system
-    system.close()
+    return system

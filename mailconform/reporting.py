@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Generator
 from dataclasses import asdict, replace
@@ -23,8 +25,9 @@ import pytest
 from hypothesis import seed
 from hypothesis.internal.reflection import function_digest  # the database key of a property
 
-from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, REPORT, SETTINGS
-from mailconform.run import Judge, OutOfTime, SutBroken, Tally
+from mailconform.plugin import EXIT_SUT_ERROR, EXPECTED, OPENED_SUT, REPORT, SETTINGS, open_sut
+from mailconform.run import Judge, OutOfTime, Share, SutBroken, Tally, first_line
+from mailconform.shares import Published, ShareMissing, announce, gather, publish
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
 from mailconform.specs.report import Result
@@ -35,6 +38,10 @@ _JUDGE = pytest.StashKey[Judge]()
 _DEADLINE = pytest.StashKey[float | None]()
 _BROKEN = pytest.StashKey[str]()
 """The invariant during which the SUT could not be driven, once it could not."""
+_SHARE = pytest.StashKey[tuple[Path, Share]]()
+"""On an xdist worker: the folder the run's shares of the search go to, and this worker's share."""
+_GATHERED = pytest.StashKey[list[Published] | BaseException]()
+"""Every share of the search, once gathered, or why they could not be."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -65,6 +72,11 @@ def pytest_configure(config: pytest.Config) -> None:
     budget = config.getoption("--budget")
     config.stash[_DEADLINE] = worker.get("mailconform_deadline",
                                          time.time() + budget if budget is not None else None)
+    if "mailconform_search" in worker:
+        placed = worker["mailconform_search"]
+        folder, share = Path(placed["folder"]), Share(placed["index"], placed["of"])
+        config.stash[_SHARE] = folder, share
+        announce(folder, share, worker["workerid"])
     config.pluginmanager.register(_Reporter(config), "mailconform-reporter")
 
 
@@ -90,13 +102,75 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if marker is None or not isinstance(judging, Judge) or not hasattr(pyfuncitem.obj, "hypothesis"):
         return None
     config = pyfuncitem.config
-    judging.search(_selected(pyfuncitem.session), config.stash[SETTINGS], config.stash[REPORT].seed)
+    if judging.evidence:
+        _adopt_shares(config, judging)
+    else:
+        judging.search(_selected(pyfuncitem.session), config.stash[SETTINGS], config.stash[REPORT].seed)
     tally = judging.tallies.get(marker.args[0])
-    if tally is None or tally.first_violation is not None or _has_saved_examples(pyfuncitem.obj):
+    if (tally is None or tally.first_violation is not None or tally.broken_elsewhere is not None
+            or _has_saved_examples(pyfuncitem.obj)):
         return None
     if judging.search_cut:
         raise OutOfTime
     return True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    """An xdist worker searches its share before its first test, whatever tests it is given, so
+    that every share is there for the worker that reports an invariant."""
+    placed = session.config.stash.get(_SHARE, None)
+    selected = _selected(session)
+    if placed is None or not selected:
+        return (yield)
+    _search_share(session.config, *placed, selected)
+    try:
+        return (yield)
+    finally:
+        opened = session.config.stash.get(OPENED_SUT, None)
+        if opened is not None:
+            opened.close()
+
+
+def _search_share(config: pytest.Config, folder: Path, share: Share, selected: list[str]) -> None:
+    """Play and judge this worker's share of the search and publish what it found, also when the
+    SUT could not be driven (then the other workers report that rather than wait)."""
+    published = Published(config.workerinput["workerid"])  # type: ignore[attr-defined]
+    try:
+        system = config.stash[OPENED_SUT] = open_sut(config)
+        judging = config.stash[_JUDGE] = _new_judge(config, system)
+        judging.search(selected, config.stash[SETTINGS], config.stash[REPORT].seed, share)
+        published.evidence, published.cut = judging.evidence, judging.search_cut
+        published.player = _counters(judging)
+    except SutBroken as broken:
+        published.broken = str(broken)
+    except BaseException as error:  # pytest.exit, a bug: the others learn it rather than wait
+        published.broken = f"the search stopped on {published.worker}: {first_line(error)}"
+        raise
+    finally:
+        publish(folder, share, published)
+
+
+def _adopt_shares(config: pytest.Config, judging: Judge) -> None:
+    """Judge on every worker's share of the search: wait for them once, then merge them."""
+    gathered = config.stash.get(_GATHERED, None)
+    if gathered is None:
+        folder, share = config.stash[_SHARE]
+        outcome: list[Published] | BaseException
+        try:
+            outcome = gather(folder, share.of, judging.deadline, judging.progress, judging.every)
+        except ShareMissing as missing:
+            outcome = missing
+        else:
+            broken = next((s.broken for s in outcome if s.broken), None)
+            if broken:
+                outcome = SutBroken(broken)
+            else:
+                judging.adopt([s.evidence for s in outcome])
+                judging.search_cut = any(s.cut for s in outcome)
+        gathered = config.stash[_GATHERED] = outcome
+    if isinstance(gathered, BaseException):
+        raise type(gathered)(*gathered.args)
 
 
 def _selected(session: pytest.Session) -> list[str]:
@@ -119,12 +193,20 @@ def _has_saved_examples(test: Any) -> bool:
 def judge(request: pytest.FixtureRequest, sut: SystemUnderTest) -> Judge:
     """Judges each example of every invariant on one shared play of its scenario."""
     config = request.config
-    # Each property's examples must stay held until the next property draws them again.
-    every = config.getoption("--progress-every")
-    judging = Judge(Player(sut), config.stash[_DEADLINE],
-                    _progress_writer(config) if every > 0 else None, every)
-    config.stash[_JUDGE] = judging
+    if _JUDGE in config.stash:  # the one this worker's share of the search judged with
+        return config.stash[_JUDGE]
+    judging = config.stash[_JUDGE] = _new_judge(config, sut)
     return judging
+
+
+def _new_judge(config: pytest.Config, sut: SystemUnderTest) -> Judge:
+    every = config.getoption("--progress-every")
+    return Judge(Player(sut), config.stash[_DEADLINE], _progress_writer(config) if every > 0 else None, every)
+
+
+def _counters(judging: Judge) -> dict[str, int]:
+    return {"plays": judging.player.plays, "judged": judging.judgments,
+            "offered": judging.player.offered, "refused": judging.player.refused}
 
 
 def _progress_writer(config: pytest.Config) -> Any:
@@ -197,11 +279,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
         "invariant": invariant, "result": asdict(result),
         "process": getattr(item.config, "workerinput", {}).get("workerid", "main"),
         **({"sut": judging.player.sut.name, "transport": judging.player.sut.transport,
-            "player": {"plays": judging.player.plays, "judged": judging.judgments,
-                       "offered": judging.player.offered, "refused": judging.player.refused}}
-           if judging else {}),
+            "players": _players(item.config, judging)} if judging else {}),
     }
     return report
+
+
+def _players(config: pytest.Config, judging: Judge) -> dict[str, dict[str, int]]:
+    """Process -> its player's counters: this one's now, and every other worker's when its share
+    of the search ended (a worker given no test reports its plays no other way)."""
+    gathered = config.stash.get(_GATHERED, None)
+    shares = {s.worker: s.player for s in gathered if s.player} if isinstance(gathered, list) else {}
+    here = getattr(config, "workerinput", {}).get("workerid", "main")
+    return {**shares, here: _counters(judging)}
 
 
 def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Result:
@@ -213,12 +302,16 @@ def _judged(judging: Judge, invariant: str, error: BaseException | None) -> Resu
     violation = _violation(error) if error is not None else None
     if isinstance(error, OutOfTime):
         spent = f"the --budget was spent after {counted(examples, 'example')}"
-        if tally.first_violation:
-            return Result("failed", examples, exercised, f"{spent}; shrinking stopped there",
-                          tally.first_violation.counterexample)
+        first = tally.first_violation.counterexample if tally.first_violation else tally.broken_elsewhere
+        if first:
+            return Result("failed", examples, exercised, f"{spent}; shrinking stopped there", first)
         return _on_evidence(invariant, tally, spent)
     if error is not None and violation is None:
         return Result("error", examples, exercised, f"the suite could not judge it: {_one_line(error)}")
+    if violation is None and tally.broken_elsewhere:
+        return Result("failed", examples, exercised, "another worker's share of the search broke it,"
+                      " but replaying that story here did not: its counterexample, unshrunk",
+                      tally.broken_elsewhere)
     if violation is None:
         return _on_evidence(invariant, tally, "")
     if (invariant == "copy-per-path" and tally.last_failing and tally.first_violation
@@ -326,12 +419,24 @@ class _Reporter:
         self.config = config
         self.players: dict[str, dict[str, int]] = {}
         """Process (xdist worker id or "main") -> its player's counters, the latest reported."""
+        self.shares: Path | None = None
+        """Where the xdist workers publish their shares of the search (removed at the end)."""
+        self.workers = 0
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """Every xdist worker draws with the controller's seed and stops at its deadline."""
+        """Every xdist worker draws with the controller's seed and stops at its deadline; each of
+        the first workers plays its share of the search (one started to replace a crashed one
+        searches everything itself: the crashed one's share is reported missing)."""
         node.workerinput["mailconform_seed"] = self.config.stash[REPORT].seed
         node.workerinput["mailconform_deadline"] = self.config.stash[_DEADLINE]
+        of = node.workerinput.get("workercount", 0)
+        if self.workers < of:
+            if self.shares is None:
+                self.shares = Path(tempfile.mkdtemp(prefix="mailconform-search-"))
+            node.workerinput["mailconform_search"] = {"folder": str(self.shares), "index": self.workers,
+                                                      "of": of}
+        self.workers += 1
 
     def pytest_sessionstart(self) -> None:
         _write_json(self.config)
@@ -345,7 +450,9 @@ class _Reporter:
         record.record(payload["invariant"], Result(**payload["result"]))
         if "sut" in payload:
             record.sut, record.transport = payload["sut"], payload["transport"]
-            self.players[payload["process"]] = payload["player"]
+            for process, counters in payload["players"].items():  # counters only grow
+                known = self.players.get(process, counters)
+                self.players[process] = {key: max(known[key], counters[key]) for key in counters}
             players = self.players.values()
             record.offered, record.refused, record.plays = (
                 sum(p[key] for p in players) for key in ("offered", "refused", "plays"))
@@ -357,9 +464,13 @@ class _Reporter:
         """Write the final report; exit with EXIT_SUT_ERROR when the SUT could not be driven."""
         if _is_worker(self.config):
             return
+        if self.shares is not None:
+            shutil.rmtree(self.shares, ignore_errors=True)
         record = self.config.stash[REPORT]
         record.complete = True
-        record.absent = "not run: not selected in this session"
+        stopped = session.shouldfail or session.shouldstop  # -x, --maxfail, or a plugin's stop
+        record.absent = (f"not run: the session stopped early ({stopped})" if stopped
+                         else "not run: not selected in this session")
         if any(r.outcome == "error" for r in record.results.values()):
             session.exitstatus = EXIT_SUT_ERROR
         _write_json(self.config)

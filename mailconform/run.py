@@ -10,16 +10,17 @@ judging drives any front end.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hypothesis import Phase, example, given, note, seed, settings
 
-from mailconform.specs.explain import InvariantViolation
+from mailconform.specs.explain import InvariantViolation, scenario_from_json
 from mailconform.specs.invariants import BY_ID, Violation
 from mailconform.specs.scenario import Scenario
 from mailconform.specs.wording import counted
@@ -65,6 +66,57 @@ class Tally:
     """Examples are counted once: by the search, not again by a property that replays them."""
     shrink_plays: int = 0
     reported: float = field(default_factory=time.monotonic)
+    broken_elsewhere: dict[str, Any] | None = None
+    """The first counterexample, found by another process's share of the search: this process's
+    property shrinks it, and reports it unshrunk if it cannot reach it."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """One process's part of a search split across ``of`` processes: every process draws every
+    scenario (the same seed draws the same ones), and plays and judges those whose index modulo
+    ``of`` is ``index``."""
+
+    index: int
+    of: int
+
+    def holds(self, example: int) -> bool:
+        return example % self.of == self.index
+
+
+@dataclass
+class Evidence:
+    """One invariant's evidence from one share of a search, by example index, so that the shares
+    merge into what one process judging every example would have counted."""
+
+    judged: list[int] = field(default_factory=list)
+    exercised: list[int] = field(default_factory=list)
+    late: list[tuple[int, float]] = field(default_factory=list)
+    broken_at: int | None = None
+    counterexample: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"judged": self.judged, "exercised": self.exercised, "late": self.late,
+                "broken_at": self.broken_at, "counterexample": self.counterexample}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Evidence:
+        return cls(list(data["judged"]), list(data["exercised"]),
+                   [(int(i), float(s)) for i, s in data["late"]], data["broken_at"], data["counterexample"])
+
+
+def merged(shares: Sequence[Evidence]) -> Evidence:
+    """One invariant's evidence over every share: counted up to the first example any share
+    broke it with, where one process judging every example would have stopped counting."""
+    broken = sorted((s.broken_at, n, s) for n, s in enumerate(shares) if s.broken_at is not None)
+    end, _, first = broken[0] if broken else (None, 0, Evidence())
+
+    def counted(index: int) -> bool:
+        return end is None or index <= end
+    return Evidence(sorted(i for s in shares for i in s.judged if counted(i)),
+                    sorted(i for s in shares for i in s.exercised if counted(i)),
+                    sorted((i, w) for s in shares for i, w in s.late if counted(i)),
+                    end, first.counterexample)
 
 
 class Judge:
@@ -81,6 +133,8 @@ class Judge:
         self.every = every
         self.tallies: dict[str, Tally] = {}
         self.searched: set[str] = set()
+        self.evidence: dict[str, Evidence] = {}
+        """Invariant id -> its evidence by example index, kept by a search given a share."""
         self.search_cut = False
         """The budget ran out during the search: its invariants were judged on fewer examples."""
         self.judgments = 0
@@ -93,17 +147,21 @@ class Judge:
         self._broken: OrderedDict[Scenario, Run] = OrderedDict()
         """The latest plays that broke an invariant: a violation is told from its own play."""
 
-    def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable) -> None:
+    def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable,
+               share: Share | None = None) -> None:
         """Judge every invariant of ``invariant_ids`` not searched yet on one draw of each scenario.
 
         Draws as the properties do (``profile``, ``run_seed``, the seed story first) but never
         fails: a broken invariant is left to its own property, which meets the same scenarios
-        and shrinks.  Ends early once every one of them is broken."""
+        and shrinks.  Ends early once every one of them is broken.  With a ``share``, plays and
+        judges only its examples, keeping their `evidence` by index for `adopt` to merge."""
         wanted = [i for i in dict.fromkeys(invariant_ids) if i not in self.searched]
         if not wanted:
             return
         self.searched.update(wanted)
         tallies = [(i, self.tallies.setdefault(i, Tally())) for i in wanted]
+        evidence = {i: self.evidence.setdefault(i, Evidence()) for i in wanted} if share else {}
+        indices = itertools.count()
         started = reported = time.monotonic()
 
         @seed(run_seed)
@@ -117,8 +175,14 @@ class Judge:
                 raise _AllBroken
             if self.out_of_time():  # between scenarios: every invariant keeps the same evidence
                 raise OutOfTime
+            index = next(indices)
+            if share is not None and not share.holds(index):
+                return  # drawn all the same: the draws after it depend on it, never on the plays
             for invariant_id in unbroken:
-                self.judged(scenario, invariant_id)
+                if share is None:
+                    self.judged(scenario, invariant_id)
+                else:
+                    self._judged_by_index(scenario, invariant_id, index, evidence[invariant_id])
             if self.progress and time.monotonic() - reported >= self.every:
                 reported = time.monotonic()
                 self.progress(self._progress_line(tallies, reported - started))
@@ -131,14 +195,42 @@ class Judge:
         for _, tally in tallies:
             tally.counting = False
 
+    def _judged_by_index(self, scenario: Scenario, invariant_id: str, index: int, found: Evidence) -> None:
+        tally = self.tallies[invariant_id]
+        exercised, late = tally.exercised, len(tally.late)
+        violation = self.judged(scenario, invariant_id)
+        found.judged.append(index)
+        if tally.exercised > exercised:
+            found.exercised.append(index)
+        found.late += [(index, waited) for waited in tally.late[late:]]
+        if violation is not None:
+            found.broken_at, found.counterexample = index, violation.counterexample
+
+    def adopt(self, shares: Sequence[Mapping[str, Evidence]]) -> None:
+        """Take every share's evidence of the searched invariants as this process's own: each
+        tally then counts what one search of every example would have counted.  A failure this
+        share met later than another share's first is forgotten: the property meets the first."""
+        for invariant_id in self.searched:
+            mine = self.evidence.get(invariant_id, Evidence())
+            every = merged([share.get(invariant_id, Evidence()) for share in shares])
+            tally = self.tallies[invariant_id]
+            tally.examples, tally.exercised = len(every.judged), len(every.exercised)
+            tally.late = [waited for _, waited in every.late]
+            if every.broken_at is not None and mine.broken_at != every.broken_at and every.counterexample:
+                tally.first_violation = tally.last_failing = None
+                tally.broken_elsewhere = every.counterexample
+                # A share's first loss was read again after the full quiescence bound: confirmed.
+                tally.lost = (scenario_from_json(every.counterexample["scenario"])
+                              if invariant_id == "copy-per-path" else None)
+
     def __call__(self, scenario: Scenario, invariant_id: str) -> None:
         """Judge one example of a property: raise its violation, if ``scenario`` breaks it."""
         if self.out_of_time():
             raise OutOfTime
-        plays = self.player.plays
+        plays, tally = self.player.plays, self.tallies.setdefault(invariant_id, Tally())
+        shrinking = tally.first_violation is not None
         violation = self.judged(scenario, invariant_id)
-        tally = self.tallies[invariant_id]
-        if tally.first_violation is not None and self.player.plays > plays:
+        if shrinking and self.player.plays > plays:
             self._shrink_progress(invariant_id, tally)
         if violation is not None:
             raise violation

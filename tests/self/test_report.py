@@ -102,6 +102,19 @@ def test_bcc_is_exercised_on_an_mx_only_sut(tmp_path: Path) -> None:
                                            "reason": "not run: not selected in this session"}
 
 
+def test_invariants_a_stopped_session_never_reached_say_so(tmp_path: Path) -> None:
+    """With -x the session stops at the first failure: the invariants after it were selected but
+    not run, and the report says the session stopped, not that they were left out."""
+    report_path = tmp_path / "report.json"
+    result = run_suite("--sut", "embedded:dedup-cyrus", "--report-json", str(report_path), "-x")
+    assert result.returncode == 1, result.stdout[-2000:]
+    found = entries(report_path)
+    assert found["copy-per-path"]["outcome"] == "failed"
+    unreached = [e for e in found.values() if e["outcome"] == "not-exercised"]
+    assert unreached and all(e["reason"] == "not run: the session stopped early (stopping after 1 failures)"
+                             for e in unreached)
+
+
 @pytest.fixture
 def plain_store(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """An independent SMTP store in its own process, and a --sut-config describing it."""

@@ -43,6 +43,25 @@ def queueing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[N
         process.wait(timeout=10)
 
 
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[NetworkSUT]:
+    """A store filing before its 250, no submission entry, a 20 s settle: a NetworkSUT."""
+    port, root = free_port(), tmp_path / "mail"
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root)],
+                               stdout=subprocess.PIPE, text=True)
+    assert process.stdout and process.stdout.readline().strip() == "ready"
+    config = tmp_path / "sut.toml"
+    config.write_text(f'name = "plain"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
+                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n[timeouts]\nsettle = 20\n')
+    sut = NetworkSUT(load(config, {}))
+    try:
+        yield sut
+    finally:
+        sut.close()
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def filed(root: Path) -> list[bytes]:
     return [path.read_bytes() for path in root.glob("*/Maildir/new/*")]
 
@@ -91,3 +110,12 @@ def test_submission_to_a_sut_without_aliases_names_their_users() -> None:
     user = the_plan.naming.address("u1")
     assert tx.rcpts == (user,)
     assert [e.requires for e in the_plan.expected] == [((tx.id, frozenset({user})),)]
+
+
+def test_a_story_the_sut_cannot_be_sent_is_read_at_once(plain: NetworkSUT) -> None:
+    """A local user writing to a remote one never reaches a SUT with no submission entry: with
+    nothing sent there is nothing to wait for, so the mailboxes are read without a settle wait."""
+    story = Scenario(World(("u1",), ("r1",)), (Submit("m1", "u1", ("r1",)),))
+    run = execute(plain, story)
+    assert run.plan.injections == () and run.observation.copies == ()
+    assert run.observation.waited < 10  # a wait for the mailboxes to hold still takes the 20 s settle
