@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import given, seed, settings
 
-from mailconform import run, shares
-from mailconform.run import Evidence, Judge, Share, merged
+from mailconform import reporting, run, shares
+from mailconform.run import Evidence, Judge, OutOfTime, Share, merged
 from mailconform.shares import Published, ShareMissing, announce, gather, publish
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
@@ -179,3 +179,18 @@ def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> N
     assert "share 2 of 2 of the search never came: its worker (gw1, pid" in result.stdout
     outcomes = {e["outcome"] for e in json.loads((tmp_path / "r.json").read_text())["invariants"]}
     assert "passed" not in outcomes and "error" in outcomes
+
+
+def test_a_break_found_by_another_share_is_never_reported_as_a_pass() -> None:
+    """Another share's first counterexample stands when this worker's property cannot shrink it:
+    the budget ran out before it, or replaying that story here did not break the invariant."""
+    judge = Judge(Player(InProcessSUT()))
+    judge.search(list(BY_ID), PROFILE, 3, Share(0, 2))
+    elsewhere = Evidence(judged=[1], exercised=[1], broken_at=1, counterexample={"text": "found on gw1"})
+    judge.adopt([judge.evidence, {"bcc-not-disclosed": elsewhere}])
+    for error, reason in ((OutOfTime(), "shrinking stopped there"), (None, "did not: its counterexample")):
+        result = reporting._judged(judge, "bcc-not-disclosed", error)
+        assert (result.outcome, result.examples) == ("failed", 2)  # examples 0 (here) and 1 (there)
+        assert result.counterexample == {"text": "found on gw1"}
+        assert reason in result.reason
+    assert reporting._judged(judge, "trace-prepend-only", None).outcome == "passed"
