@@ -169,10 +169,10 @@ def _bcc_not_disclosed(plan: Plan, observation: Observation) -> list[Violation]:
     violations = []
     for c, e in attribute(plan, observation).matched:
         shown: dict[str, set[str]] = {}
-        for name in dict.fromkeys(c.message.keys()):
-            if name.lower() == "bcc" and e.may_show_bcc:
+        for key, (name, values) in c.fields.items():
+            if key == "bcc" and e.may_show_bcc:
                 continue  # the blind recipient's own copy may list the Bcc (RFC 5322 §3.6.3)
-            for value in c.values(name):
+            for value in values:
                 for address in _ADDRESS.findall(value):
                     if address.lower() in e.hidden:
                         shown.setdefault(name, set()).add(address.lower())

@@ -319,9 +319,10 @@ class _Planner:
         return tx
 
     def _received(self, host: str, tx_id: str) -> tuple[str, str]:
-        # No "for <rcpt>" clause: it would disclose Bcc recipients.
-        return ("Received", f"from client.upstream.test (localhost [127.0.0.1]) by {host}"
-                            f" with ESMTP id {tx_id}; {format_datetime(self._clock())}")
+        # No "for <rcpt>" clause: it would disclose Bcc recipients.  Folded where an MTA folds it,
+        # so it goes out as written, not through the generic (slow) folding of long fields.
+        return ("Received", f"from client.upstream.test (localhost [127.0.0.1])\r\n\tby {host}"
+                            f" with ESMTP id {tx_id};\r\n\t{format_datetime(self._clock())}")
 
     def _next_id(self) -> str:
         self._count += 1

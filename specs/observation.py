@@ -35,8 +35,17 @@ class ObservedCopy:
     def message(self) -> Message:
         return message_from_bytes(self.raw)
 
+    @cached_property
+    def fields(self) -> Mapping[str, tuple[str, tuple[str, ...]]]:
+        """Lower-cased field name -> (the name as first written, every value as text, in order):
+        one pass over the header, where looking each name up would scan it again."""
+        found: dict[str, tuple[str, list[str]]] = {}
+        for name, value in self.message.items():
+            found.setdefault(name.lower(), (name, []))[1].append(_text(value))
+        return {key: (name, tuple(values)) for key, (name, values) in found.items()}
+
     def values(self, name: str) -> list[str]:
-        return [_text(v) for v in self.message.get_all(name, [])]
+        return list(self.fields.get(name.lower(), ("", ()))[1])
 
 
 @dataclass(frozen=True)
