@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, seed, settings
 
 from mailconform import reporting, run, shares
+from mailconform.plugin import EXIT_SUT_ERROR
 from mailconform.run import Evidence, Judge, OutOfTime, Share, merged
 from mailconform.shares import Published, ShareMissing, announce, gather, publish
 from mailconform.specs.explain import InvariantViolation
@@ -163,8 +164,9 @@ def test_parallel_run_judges_as_a_serial_run_with_the_same_seed(tmp_path: Path, 
 
 
 def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> None:
-    """When a worker dies before searching its share, no invariant passes: the other worker's
-    tests end with an error naming the missing share, and the run's status says so."""
+    """When a worker dies before searching its share, no invariant passes and the run's status
+    is an error: the other worker's tests, if xdist still runs them, end with an error naming the
+    missing share, and invariants never run say the worker crashed."""
     (tmp_path / "die_before_share.py").write_text(
         "import os\nimport pytest\n\n"
         "@pytest.hookimpl(wrapper=True, tryfirst=True)\n"
@@ -175,10 +177,12 @@ def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> N
     result = pytest_in(ROOT, "-q", "-p", "no:cacheprovider", "-p", "die_before_share", "-n", "2",
                        "--max-worker-restart=0", f"--report-json={tmp_path / 'r.json'}",
                        PYTHONPATH=f"{ROOT}:{tmp_path}")
-    assert result.returncode not in (0, 1), result.stdout[-3000:]
-    assert "share 2 of 2 of the search never came: its worker (gw1, pid" in result.stdout
-    outcomes = {e["outcome"] for e in json.loads((tmp_path / "r.json").read_text())["invariants"]}
-    assert "passed" not in outcomes and "error" in outcomes
+    assert result.returncode == EXIT_SUT_ERROR, result.stdout[-3000:]
+    judged = json.loads((tmp_path / "r.json").read_text())["invariants"]
+    assert "passed" not in {e["outcome"] for e in judged}
+    for reason in (e["reason"] for e in judged):
+        assert ("share 2 of 2 of the search never came: its worker (gw1, pid" in reason
+                or reason.startswith("not run: an xdist worker crashed: gw1")), reason
 
 
 def test_a_break_found_by_another_share_is_never_reported_as_a_pass() -> None:
