@@ -1,33 +1,54 @@
 """Does a long run against the embedded SUT keep its memory flat?  Compared with bare Hypothesis.
 
-    python benchmarks/memory.py [--examples 5000] [--every 500] [--json PATH]
+    python benchmarks/memory.py [--examples 5000] [--every 500] [--rounds 3] [--json PATH]
 
-Two processes, one after the other: the suite judging every invariant against
-the embedded SUT as the plugin does (one search of ``--examples`` scenarios, one
-judge and play cache for the whole run), and bare Hypothesis drawing as many
-scenario-shaped values with an empty test body (the baseline: Hypothesis's own
-growth).  Each samples its resident set size after every ``--every`` examples,
-during the one run.  Growth is measured from the first sample (once imports and
-one-time tables are paid) to the last, and per example between them.  The
-embedded side also reports the directories left under its Maildir root.  The
-last line is the verdict: flat when the suite grew by no more per
-example than bare Hypothesis did.
+Three sides, each in a process of its own, drawing ``--examples`` examples in one run:
+
+- ``suite``: the suite judging every invariant against the embedded SUT as the plugin does
+  (one search, one judge and play cache for the whole run);
+- ``scenarios``: bare Hypothesis drawing the suite's own ``scenarios()`` with an empty body;
+- ``shaped``: bare Hypothesis drawing ``scenario_shaped()`` (benchmarks/delivery.py: the same
+  choices as ``scenarios()``, kept as plain tuples) with an empty body.
+
+Within a round every side starts from the same seed and counts an example as it is drawn, so
+``scenarios`` makes the very choices the suite's search makes: whatever Hypothesis keeps of the
+run (its cache of recent test cases, its tree of choices made) is the same on both, and the
+difference between them is the suite's own state and what its work leaves in the allocators.
+Rounds are interleaved, each with a fresh seed.
+
+Each side samples its resident set size (RSS) after every ``--every`` examples, with where the
+memory sits: live Python objects (pymalloc's allocated blocks), pymalloc's arenas, and the C
+heap (glibc malloc: in use, and free but kept).  Growth per example is the least-squares slope
+over the samples (the first sample is taken once imports and one-time tables are paid); the
+growth from first to last sample is shown beside it.  The embedded side also reports the
+directories left under its Maildir root.
+
+The verdict compares the suite with ``scenarios``: bare Hypothesis's own growth for the very
+draws the suite makes is the faithful reading of "no more than bare Hypothesis's own".  The
+suite is flat when its median growth per example is within the rounds' spread (max - min) of
+bare ``scenarios``'s median.  The older comparison (suite against ``shaped``) is printed too,
+and so is ``scenarios`` against ``shaped``: what Hypothesis keeps for the suite's strategy
+beyond the same choices drawn as plain tuples.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from hypothesis import given, seed, settings
+from hypothesis.control import current_build_context
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,102 +59,187 @@ from mailconform.strategies import scenarios  # noqa: E402
 from mailconform.suts.embedded import EmbeddedSUT  # noqa: E402
 
 T = TypeVar("T")
+SIDES = {"suite": "suite against embedded",
+         "scenarios": "bare Hypothesis, scenarios()",
+         "shaped": "bare Hypothesis, scenario_shaped()"}
+MEASURES = {"rss_mib": "RSS", "objects_mib": "Python objects", "arenas_mib": "pymalloc arenas",
+            "malloc_used_mib": "C heap in use", "malloc_free_mib": "C heap free"}
+MIB = 2**20
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                 "fordblks", "keepcost")]
 
 
 def rss_mib() -> float:
     """This process's resident set size now, in MiB (Linux /proc)."""
     with open("/proc/self/statm") as statm:
         resident_pages = int(statm.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / MIB
+
+
+def pymalloc_mib() -> dict[str, float]:
+    """Bytes in live pymalloc blocks (small Python objects) and in its arenas, from the
+    interpreter's own statistics (it writes them to the C stderr, so they are read from a file)."""
+    with tempfile.TemporaryFile() as stats:
+        saved = os.dup(2)
+        sys.stderr.flush()
+        os.dup2(stats.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        stats.seek(0)
+        lines = stats.read().decode().splitlines()
+    numbers = {line.split("=")[0].strip(): int(line.split("=")[1].replace(",", ""))
+               for line in lines if line.startswith("#") and "=" in line}
+    return {"objects_mib": numbers["# bytes in allocated blocks"] / MIB,
+            "arenas_mib": numbers["# arenas allocated current"] * (1 << 20) / MIB}
+
+
+def malloc_mib() -> dict[str, float]:
+    """The C heap (glibc's mallinfo2, every arena): bytes in use, and free but kept."""
+    mallinfo2 = ctypes.CDLL(None).mallinfo2
+    mallinfo2.restype = _MallInfo2
+    info = mallinfo2()
+    return {"malloc_used_mib": (info.uordblks + info.hblkhd) / MIB, "malloc_free_mib": info.fordblks / MIB}
 
 
 class Sampler:
     """Prints one JSON line of this process's memory after every ``every`` examples."""
 
     def __init__(self, every: int, extra: Callable[[], dict[str, Any]] = dict) -> None:
-        self.every, self.extra, self.examples = every, extra, 0
-
-    def count(self) -> None:
-        self.examples += 1
-        if self.examples % self.every == 0:
-            self.sample()
+        self.every, self.extra, self.examples, self.choices = every, extra, 0, 0
 
     def counted(self, value: T) -> T:
-        self.count()
+        """Count an example as it is drawn (``value`` is the whole of it) and its choices."""
+        self.examples += 1
+        self.choices += len(current_build_context().data.nodes)
+        if self.examples % self.every == 0:
+            self.sample()
         return value
 
     def sample(self) -> None:
         gc.collect()
-        line = {"examples": self.examples, "rss_mib": round(rss_mib(), 1), **self.extra()}
-        print(json.dumps(line), flush=True)
+        line = {"examples": self.examples, "rss_mib": rss_mib(), **pymalloc_mib(), **malloc_mib()}
+        line = {key: round(value, 3) if isinstance(value, float) else value for key, value in line.items()}
+        print(json.dumps({**line, "choices_per_example": round(self.choices / self.examples, 2),
+                          **self.extra()}), flush=True)
 
 
-def side(name: str, examples: int, every: int) -> None:
+def side(name: str, examples: int, every: int, run_seed: int) -> None:
     """Run one side in this process; print one JSON line per sample."""
-    if name == "generation":
+    random.seed(run_seed)
+    if name in ("scenarios", "shaped"):
         sampler = Sampler(every)
+        drawn = (scenarios() if name == "scenarios" else scenario_shaped()).map(sampler.counted)
         seed(random.getrandbits(64))(settings(_SETTINGS, max_examples=examples)(
-            given(scenario_shaped())(lambda value: sampler.count())))()
+            given(drawn)(lambda value: None)))()
         return
     sut = EmbeddedSUT()
     sampler = Sampler(every, lambda: {"directories": sum(len(dirs) for _, dirs, _ in os.walk(sut.root))})
-    # An example is a scenario the search draws, as on the baseline side: counted as drawn.
     setattr(run, "scenarios", lambda: scenarios().map(sampler.counted))  # noqa: B010
     try:
-        suite_calls(suite_properties(), sut, examples)
+        suite_calls(suite_properties(), sut, examples)  # seeds its search with random.getrandbits(64)
     finally:
         sut.close()
 
 
-def measured(name: str, examples: int, every: int) -> list[dict[str, Any]]:
+def measured(name: str, examples: int, every: int, run_seed: int) -> list[dict[str, Any]]:
     process = subprocess.Popen([sys.executable, __file__, "--side", name, "--examples", str(examples),
-                                "--every", str(every)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                                "--every", str(every), "--seed", str(run_seed)],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert process.stdout
     samples = []
     for line in process.stdout:
         samples.append(json.loads(line))
-        print(f"  {name}: {samples[-1]}", file=sys.stderr, flush=True)
+        last = samples[-1]
+        print(f"  {name}: {last['examples']} examples, RSS {last['rss_mib']:.1f} MiB", file=sys.stderr,
+              flush=True)
     if process.wait():
         raise SystemExit(f"the {name} side failed (exit {process.returncode})")
-    if len(samples) < 2:
+    if len(samples) < 3:
         raise SystemExit(f"the {name} side made {len(samples)} sample(s): raise --examples or lower --every")
     return samples
+
+
+def slope_kib(samples: list[dict[str, Any]], measure: str) -> float:
+    """Least-squares growth of ``measure`` per example over the samples, in KiB."""
+    xs = [s["examples"] for s in samples]
+    ys = [s[measure] * 1024 for s in samples]
+    return statistics.linear_regression(xs, ys).slope
+
+
+def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    first, last = samples[0], samples[-1]
+    return {"samples": samples, "examples": last["examples"],
+            "choices_per_example": last["choices_per_example"],
+            "growth_mib": round(last["rss_mib"] - first["rss_mib"], 1),
+            "kib_per_example": round(slope_kib(samples, "rss_mib"), 2),
+            "first_to_last_kib_per_example": round((last["rss_mib"] - first["rss_mib"]) * 1024
+                                                    / (last["examples"] - first["examples"]), 2),
+            "where_kib_per_example": {m: round(slope_kib(samples, m), 2) for m in MEASURES if m != "rss_mib"}}
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=5000)
     parser.add_argument("--every", type=int, default=500, help="examples between samples (default 500)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of all three sides (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results here")
-    parser.add_argument("--side", choices=("suite", "generation"), help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
-        side(args.side, args.examples, args.every)
+        side(args.side, args.examples, args.every, args.seed)
         return
-    results: dict[str, Any] = {}
-    for name in ("generation", "suite"):
-        samples = measured(name, args.examples, args.every)
-        growth = samples[-1]["rss_mib"] - samples[0]["rss_mib"]
-        results[name] = {"samples": samples, "examples": samples[-1]["examples"],
-                         "growth_mib": round(growth, 1),
-                         "kib_per_example": round(growth * 1024 / (samples[-1]["examples"]
-                                                                   - samples[0]["examples"]), 2)}
-    suite, generation = results["suite"], results["generation"]
-    print(f"{'side':<34}  {'examples':>8}  {'RSS first':>9}  {'RSS last':>8}  {'growth':>7}"
-          f"  {'per example':>11}")
-    for name, title in (("generation", "bare Hypothesis (baseline)"), ("suite", "suite against embedded")):
-        r = results[name]
-        print(f"{title:<34}  {r['examples']:>8}  {r['samples'][0]['rss_mib']:>7.1f} M"
-              f"  {r['samples'][-1]['rss_mib']:>6.1f} M  {r['growth_mib']:>5.1f} M"
-              f"  {r['kib_per_example']:>7.2f} KiB")
-    flat = suite["kib_per_example"] <= generation["kib_per_example"]
-    results["flat"] = flat
-    print(f"directories under the embedded Maildir root at the end: {suite['samples'][-1]['directories']}")
-    print(f"verdict: {'FLAT' if flat else 'GROWS'} -- the suite's RSS grew {suite['growth_mib']:.1f} MiB"
-          f" ({suite['kib_per_example']:.2f} KiB per example), bare Hypothesis's"
-          f" {generation['growth_mib']:.1f} MiB ({generation['kib_per_example']:.2f} KiB per example)")
+    rounds: list[dict[str, Any]] = []
+    for number in range(1, args.rounds + 1):
+        run_seed = random.getrandbits(32)
+        print(f"round {number} of {args.rounds} (seed {run_seed})", file=sys.stderr, flush=True)
+        rounds.append({"seed": run_seed, **{name: summary(measured(name, args.examples, args.every, run_seed))
+                                            for name in SIDES}})
+    per_example = {name: spread([r[name]["kib_per_example"] for r in rounds]) for name in SIDES}
+    print(f"\nRSS growth per example (least squares over samples every {args.every}), {args.rounds} rounds:")
+    print(f"{'side':<36}  {'median':>8}  {'min':>8}  {'max':>8}  {'first->last':>11}  {'choices':>7}")
+    for name, title in SIDES.items():
+        s = per_example[name]
+        first_to_last = statistics.median(r[name]["first_to_last_kib_per_example"] for r in rounds)
+        choices = statistics.median(r[name]["choices_per_example"] for r in rounds)
+        print(f"{title:<36}  {s['median']:>4.2f} KiB  {s['min']:>4.2f} KiB  {s['max']:>4.2f} KiB"
+              f"  {first_to_last:>7.2f} KiB  {choices:>7.1f}")
+    print("\nwhere it sits (KiB per example, median over rounds):")
+    print(f"{'side':<36}" + "".join(f"  {title:>15}" for m, title in MEASURES.items() if m != "rss_mib"))
+    for name, title in SIDES.items():
+        print(f"{title:<36}" + "".join(
+            f"  {statistics.median(r[name]['where_kib_per_example'][m] for r in rounds):>15.2f}"
+            for m in MEASURES if m != "rss_mib"))
+    noise = max(s["max"] - s["min"] for s in per_example.values())
+    suite, bare, shaped = (per_example[name]["median"] for name in ("suite", "scenarios", "shaped"))
+    flat = suite <= bare + noise
+    comparisons = {"suite_minus_scenarios_kib": round(suite - bare, 2),
+                   "suite_minus_shaped_kib": round(suite - shaped, 2),
+                   "scenarios_minus_shaped_kib": round(bare - shaped, 2),
+                   "noise_kib": round(noise, 2)}
+    directories = max(s.get("directories", 0) for r in rounds for s in r["suite"]["samples"])
+    print(f"\ndirectories under the embedded Maildir root, most at any sample: {directories}")
+    print(f"suite - shaped (the older comparison): {suite - shaped:+.2f} KiB per example;"
+          f" scenarios - shaped (Hypothesis's records for our strategy): {bare - shaped:+.2f} KiB")
+    print(f"verdict: {'FLAT' if flat else 'GROWS'} -- the suite's RSS grew {suite:.2f} KiB per example,"
+          f" bare Hypothesis drawing the same scenarios {bare:.2f} KiB"
+          f" ({suite - bare:+.2f} KiB; noise, the widest spread over rounds: {noise:.2f} KiB)")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        args.json.write_text(json.dumps({"examples": args.examples, "every": args.every,
+                                         "per_example_kib": per_example, **comparisons, "flat": flat,
+                                         "most_directories": directories, "rounds": rounds},
+                                        indent=2) + "\n")
         print(f"written to {args.json}")
 
 

@@ -16,6 +16,7 @@ from mailconform.specs.model import Plan, Role, plan
 from mailconform.specs.naming import Naming
 from mailconform.specs.observation import Observation
 from mailconform.specs.scenario import Scenario
+from mailconform.suts.heap import TRIM_EVERY, give_back_freed_memory
 from mailconform.suts.wire.replies import Reply, TransactionReply
 
 
@@ -97,6 +98,8 @@ class Player:
         run = execute(self.sut, scenario)
         _refused_own_mailbox(self.sut, run)
         self.plays += 1
+        if self.plays % TRIM_EVERY == 0:  # a long run's server threads hold freed memory: give it back
+            give_back_freed_memory()
         for tx in run.plan.injections:
             self.offered += len(tx.rcpts)
             accepted = run.observation.accepted.get(tx.id, frozenset())

@@ -7,9 +7,10 @@ naming the file and the key.
 from __future__ import annotations
 
 import re
+import shlex
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -27,6 +28,8 @@ _TIMEOUTS = {"connect", "reply", "quiescence", "settle"}
 _RETRY = {"attempts", "delay"}
 _AUTH = {"user", "password", "password_env"}
 _PLACEHOLDERS = {"local", "domain", "address"}
+_BATCH = {"locals", "addresses"}
+"""In `provision` and `cleanup`: every new mailbox of an example at once, one command per example."""
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 POOL_SIZE = 3
 """A fixed pool needs one mailbox per local user a scenario can have."""
@@ -89,6 +92,22 @@ def fill(template: str, address: str) -> str:
     return template.format(local=local, domain=domain, address=address)
 
 
+def shell_commands(template: str, addresses: Sequence[str]) -> list[tuple[str, Sequence[str]]]:
+    """A `provision` or `cleanup` command line, shell-quoted, with the addresses it covers: one per
+    address, or one for all of them when the template names {locals} or {addresses}."""
+    def quoted(addresses: Sequence[str]) -> dict[str, str]:
+        local, _, domain = addresses[0].partition("@")
+        return {"local": shlex.quote(local), "domain": shlex.quote(domain),
+                "address": shlex.quote(addresses[0]),
+                "locals": " ".join(shlex.quote(a.partition("@")[0]) for a in addresses),
+                "addresses": " ".join(map(shlex.quote, addresses))}
+    if not addresses:
+        return []
+    if _placeholders(template) & _BATCH:
+        return [(template.format(**quoted(addresses)), addresses)]
+    return [(template.format(**quoted([address])), [address]) for address in addresses]
+
+
 def load(path: Path, environ: Mapping[str, str]) -> SutConfig:
     """Read and check a SUT description; every mistake is named with the file."""
     try:
@@ -142,7 +161,7 @@ def _checked(data: dict[str, Any], directory: Path, environ: Mapping[str, str]) 
     _mailbox_reader(mailbox, password, domains[0])
     for key in ("provision", "cleanup"):
         if key in data:
-            _template(key, _text(data, key), required=False)
+            _template(key, _text(data, key), required=False, allowed=_PLACEHOLDERS | _BATCH)
     if "idle" in data:
         _template("idle", _text(data, "idle"), required=False, allowed=set())
     delivery = data.get("delivery", "queued")
@@ -246,11 +265,18 @@ def _endpoint(key: str, url: str) -> None:
                          f" lmtp:/path/to/socket ({error})") from None
 
 
+def _placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
 def _template(key: str, template: str, *, required: bool, allowed: set[str] = _PLACEHOLDERS) -> None:
     try:
-        used = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        used = _placeholders(template)
     except ValueError as error:
         raise ValueError(f"{key} = {template!r}: {error} (write a literal brace as {{{{ or }}}})") from None
+    if used & _BATCH and used & {"local", "address"}:
+        raise ValueError(f"{key} = {template!r}: one command per mailbox ({{local}}, {{address}}) or one"
+                         " for all of an example's mailboxes ({locals}, {addresses}), not both")
     unknown = used - allowed
     if unknown:
         known = ", ".join(f"{{{p}}}" for p in sorted(allowed)) or "none"

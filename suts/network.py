@@ -25,7 +25,6 @@ suite's, not the scenario's.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -39,7 +38,7 @@ from mailconform.specs.naming import FORWARD_HOST, ID_DOMAIN, LIST_HOST, REMOTE_
 from mailconform.specs.observation import Observation, observe
 from mailconform.specs.scenario import Scenario, Submit, World
 from mailconform.suts.base import ReplyLog, SutError
-from mailconform.suts.config import SutConfig
+from mailconform.suts.config import SutConfig, shell_commands
 from mailconform.suts.sink import Sink
 from mailconform.suts.wire import (
     Filed,
@@ -264,8 +263,8 @@ class NetworkSUT:
         """Open (and provision, or empty) every mailbox the plan can reach; the sink's for the rest."""
         timeout = self.config.timeouts.reply
         readers: dict[str, MailboxReader] = {}
+        self._provision(plan.mailboxes)
         for address in plan.mailboxes:
-            self._provision(address)
             readers[address] = open_mailbox(self.config.mailbox_url(address),
                                             password=self.config.password, timeout=timeout)
             if self.config.mailboxes:
@@ -276,12 +275,13 @@ class NetworkSUT:
         readers.update({address: self.sink.mailbox(address) for address in sorted(remote)})
         return readers
 
-    def _provision(self, address: str) -> None:
+    def _provision(self, addresses: Sequence[str]) -> None:
         template = self.config.provision
-        if not template or self.config.mailboxes or address in self._provisioned:
+        new = [a for a in addresses if a not in self._provisioned]
+        if not template or self.config.mailboxes or not new:
             return
-        self._run(template, address, f"provisioning {address}")
-        self._provisioned.add(address)
+        self._run_for(template, new, "provisioning")
+        self._provisioned.update(new)
 
     def _clean_up(self) -> None:
         """End the last example's mailbox sessions and remove the mailboxes it created (both kept
@@ -296,13 +296,13 @@ class NetworkSUT:
 
     def _run_cleanup(self, addresses: Sequence[str]) -> None:
         assert self.config.cleanup
-        for address in addresses:
-            self._run(self.config.cleanup, address, f"removing mailbox {address}")
+        self._run_for(self.config.cleanup, addresses, "removing mailbox")
 
-    def _run(self, template: str, address: str, step: str) -> None:
-        local, _, domain = address.partition("@")
-        command = template.format(local=shlex.quote(local), domain=shlex.quote(domain),
-                                  address=shlex.quote(address))
+    def _run_for(self, template: str, addresses: Sequence[str], step: str) -> None:
+        for command, covered in shell_commands(template, addresses):
+            self._run(command, f"{step} {', '.join(covered)}")
+
+    def _run(self, command: str, step: str) -> None:
         done = subprocess.run(command, shell=True, capture_output=True, text=True,
                               cwd=self.config.directory, timeout=self.config.timeouts.reply)
         if done.returncode:

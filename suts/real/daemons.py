@@ -3,7 +3,7 @@
     python -m mailconform.suts.real.daemons ready TIMEOUT STATE_DIR KIND:WHERE...
     python -m mailconform.suts.real.daemons devlog LOGFILE | devlog-live
     python -m mailconform.suts.real.daemons stop STATE_DIR
-    python -m mailconform.suts.real.daemons cyrus-create IMAP_PORT ADMIN_SECRET LOCAL
+    python -m mailconform.suts.real.daemons cyrus-create IMAP_PORT ADMIN_SECRET LOCAL...
 
 A profile's state dir holds `pids` (one "label pid start-time" line per daemon
 start recorded), optionally `orphans` (a string found in the command line of
@@ -191,16 +191,20 @@ def _signal(pids: list[int], sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
-def cyrus_create(port: int, admin_secret: Path, local: str) -> str | None:
-    """CREATE user.LOCAL as the Cyrus admin; the server's refusal unless it already exists."""
+def cyrus_create(port: int, admin_secret: Path, locals_: list[str]) -> str | None:
+    """CREATE user.LOCAL for each local part, in one session as the Cyrus admin; the server's first
+    refusal, unless the mailbox already exists."""
     imap = imaplib.IMAP4("127.0.0.1", port, timeout=10)
     try:
         imap.login("cyrus", admin_secret.read_text().strip())
-        status, data = imap.create(f"user.{local}")
+        for local in locals_:
+            status, data = imap.create(f"user.{local}")
+            text = b" ".join(d for d in data if isinstance(d, bytes))
+            if status != "OK" and b"exists" not in text.lower():
+                return f"CREATE user.{local}: {status} {text!r}"
     finally:
         imap.logout()
-    text = b" ".join(d for d in data if isinstance(d, bytes))
-    return None if status == "OK" or b"exists" in text.lower() else f"CREATE user.{local}: {status} {text!r}"
+    return None
 
 
 def main(argv: list[str]) -> int:
@@ -214,7 +218,7 @@ def main(argv: list[str]) -> int:
     if command == "ready":
         problem = ready(float(args[0]), Path(args[1]), args[2:])
     elif command == "cyrus-create":
-        problem = cyrus_create(int(args[0]), Path(args[1]), args[2])
+        problem = cyrus_create(int(args[0]), Path(args[1]), args[2:])
     else:
         problem = f"unknown command {command!r}: ready, devlog, devlog-live, stop or cyrus-create"
     if problem:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mailconform.suts.config import ConfigError, SutConfig, load
+from mailconform.suts.config import ConfigError, SutConfig, load, shell_commands
 from mailconform.suts.wire import Login, Retry
 
 BASE = 'name = "x"\ninject = "smtp://127.0.0.1:2525"\n'
@@ -29,6 +29,8 @@ def loaded(tmp_path: Path, toml: str, environ: dict[str, str] | None = None) -> 
     (BASE + 'domains = ["isp.test"]\nmailbox = "maildir:/m/{local"\n', "write a literal brace"),
     (BASE + 'domains = ["isp.test"]\nmailbox = "maildir:/m/{local}"\nprovision = "mk {mailbox}"\n',
      "provision = 'mk {mailbox}': unknown placeholder(s) {mailbox}"),
+    (BASE + 'domains = ["isp.test"]\nmailbox = "maildir:/m/{local}"\nprovision = "mk {local} {locals}"\n',
+     "one command per mailbox ({local}, {address}) or one for all"),
     (BASE + 'domains = ["isp.test"]\nmailbox = "pop3://{local}@127.0.0.1"\n', "no password given"),
     (BASE + 'domains = ["isp.test"]\nmailbox = "ftp://{local}"\n', "not a maildir:"),
     (GOOD + 'mailbox_dir = "${RUNNER_TEMP}"\n', "unknown keys ['mailbox_dir']"),
@@ -75,3 +77,12 @@ def test_defaults_and_paths_relative_to_the_file(tmp_path: Path) -> None:
     tuned = loaded(tmp_path, GOOD + 'delivery = "synchronous"\nsink = "smtp://127.0.0.1:2600"\n'
                                     '[retry]\nattempts = 2\ndelay = 0\n')
     assert (tuned.delivery, tuned.retry, tuned.sink) == ("synchronous", Retry(2, 0.0), "smtp://127.0.0.1:2600")
+
+
+def test_provision_commands_are_shell_quoted_one_per_mailbox_or_one_for_all() -> None:
+    """{local} gives a command per mailbox; {locals} one for all of them; every name shell-quoted."""
+    addresses = ["a1_u1@isp.test", "a1_u'2@isp.test"]
+    assert shell_commands("mk {local} {domain}", addresses) == [
+        ("mk a1_u1 isp.test", ["a1_u1@isp.test"]), ("mk 'a1_u'\"'\"'2' isp.test", ["a1_u'2@isp.test"])]
+    assert shell_commands("mk {locals}", addresses) == [("mk a1_u1 'a1_u'\"'\"'2'", addresses)]
+    assert shell_commands("mk {addresses}", []) == []

@@ -181,6 +181,20 @@ def test_cleanup_command_removes_each_examples_mailboxes(server: Server, tmp_pat
     assert not root.exists() or list(root.iterdir()) == []
 
 
+def test_provision_and_cleanup_with_locals_run_once_per_example(server: Server, tmp_path: Path) -> None:
+    """With {locals}, `provision` runs once per example for every mailbox it newly reaches, and
+    `cleanup` once for every mailbox it created: each mailbox named once, all of them removed."""
+    root, log = tmp_path / "mail", tmp_path / "provisioned"
+    started = server(toml=f'provision = "echo {{locals}} >> {log}"\n'
+                          f'cleanup = "for m in {{locals}}; do rm -rf {root}/$m; done"\n')
+    result, _ = started.run("-k", "copy_per_path", examples=12)
+    assert result.returncode == 0, result.stdout[-3000:]
+    batches = [line.split() for line in log.read_text().splitlines()]
+    named = [local for batch in batches for local in batch]
+    assert len(named) == len(set(named)) and any(len(batch) > 1 for batch in batches), batches
+    assert not root.exists() or list(root.iterdir()) == []
+
+
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[str, str]:
     """A self-signed certificate for 127.0.0.1 and its key: (cert.pem, key.pem)."""
