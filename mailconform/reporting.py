@@ -422,6 +422,8 @@ class _Reporter:
         self.shares: Path | None = None
         """Where the xdist workers publish their shares of the search (removed at the end)."""
         self.workers = 0
+        self.crashed: list[str] = []
+        """xdist workers that went down without finishing: the run cannot vouch for what they held."""
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
@@ -437,6 +439,11 @@ class _Reporter:
             node.workerinput["mailconform_search"] = {"folder": str(self.shares), "index": self.workers,
                                                       "of": of}
         self.workers += 1
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        if error:
+            self.crashed.append(f"{node.gateway.id} ({' '.join(str(error).split())[:200]})")
 
     def pytest_sessionstart(self) -> None:
         _write_json(self.config)
@@ -471,7 +478,9 @@ class _Reporter:
         stopped = session.shouldfail or session.shouldstop  # -x, --maxfail, or a plugin's stop
         record.absent = (f"not run: the session stopped early ({stopped})" if stopped
                          else "not run: not selected in this session")
-        if any(r.outcome == "error" for r in record.results.values()):
+        if self.crashed:
+            record.absent = f"not run: an xdist worker crashed: {', '.join(self.crashed)}"
+        if self.crashed or any(r.outcome == "error" for r in record.results.values()):
             session.exitstatus = EXIT_SUT_ERROR
         _write_json(self.config)
 

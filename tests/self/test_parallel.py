@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from hypothesis import given, seed, settings
 
-from mailconform import run, shares
-from mailconform.run import Evidence, Judge, Share, merged
+from mailconform import reporting, run, shares
+from mailconform.plugin import EXIT_SUT_ERROR
+from mailconform.run import Evidence, Judge, OutOfTime, Share, merged
 from mailconform.shares import Published, ShareMissing, announce, gather, publish
 from mailconform.specs.explain import InvariantViolation
 from mailconform.specs.invariants import BY_ID
@@ -163,8 +164,9 @@ def test_parallel_run_judges_as_a_serial_run_with_the_same_seed(tmp_path: Path, 
 
 
 def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> None:
-    """When a worker dies before searching its share, no invariant passes: the other worker's
-    tests end with an error naming the missing share, and the run's status says so."""
+    """When a worker dies before searching its share, no invariant passes and the run's status
+    is an error: the other worker's tests, if xdist still runs them, end with an error naming the
+    missing share, and invariants never run say the worker crashed."""
     (tmp_path / "die_before_share.py").write_text(
         "import os\nimport pytest\n\n"
         "@pytest.hookimpl(wrapper=True, tryfirst=True)\n"
@@ -175,7 +177,24 @@ def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> N
     result = pytest_in(ROOT, "-q", "-p", "no:cacheprovider", "-p", "die_before_share", "-n", "2",
                        "--max-worker-restart=0", f"--report-json={tmp_path / 'r.json'}",
                        PYTHONPATH=f"{ROOT}:{tmp_path}")
-    assert result.returncode not in (0, 1), result.stdout[-3000:]
-    assert "share 2 of 2 of the search never came: its worker (gw1, pid" in result.stdout
-    outcomes = {e["outcome"] for e in json.loads((tmp_path / "r.json").read_text())["invariants"]}
-    assert "passed" not in outcomes and "error" in outcomes
+    assert result.returncode == EXIT_SUT_ERROR, result.stdout[-3000:]
+    judged = json.loads((tmp_path / "r.json").read_text())["invariants"]
+    assert "passed" not in {e["outcome"] for e in judged}
+    for reason in (e["reason"] for e in judged):
+        assert ("share 2 of 2 of the search never came: its worker (gw1, pid" in reason
+                or reason.startswith("not run: an xdist worker crashed: gw1")), reason
+
+
+def test_a_break_found_by_another_share_is_never_reported_as_a_pass() -> None:
+    """Another share's first counterexample stands when this worker's property cannot shrink it:
+    the budget ran out before it, or replaying that story here did not break the invariant."""
+    judge = Judge(Player(InProcessSUT()))
+    judge.search(list(BY_ID), PROFILE, 3, Share(0, 2))
+    elsewhere = Evidence(judged=[1], exercised=[1], broken_at=1, counterexample={"text": "found on gw1"})
+    judge.adopt([judge.evidence, {"bcc-not-disclosed": elsewhere}])
+    for error, reason in ((OutOfTime(), "shrinking stopped there"), (None, "did not: its counterexample")):
+        result = reporting._judged(judge, "bcc-not-disclosed", error)
+        assert (result.outcome, result.examples) == ("failed", 2)  # examples 0 (here) and 1 (there)
+        assert result.counterexample == {"text": "found on gw1"}
+        assert reason in result.reason
+    assert reporting._judged(judge, "trace-prepend-only", None).outcome == "passed"
