@@ -17,18 +17,21 @@ difference between them is the suite's own state and what its work leaves in the
 Rounds are interleaved, each with a fresh seed.
 
 Each side samples its resident set size (RSS) after every ``--every`` examples, with where the
-memory sits: live Python objects (pymalloc's allocated blocks), pymalloc's arenas, and the C
-heap (glibc malloc: in use, and free but kept).  Growth per example is the least-squares slope
-over the samples (the first sample is taken once imports and one-time tables are paid); the
-growth from first to last sample is shown beside it.  The embedded side also reports the
-directories left under its Maildir root.
+memory sits: live Python objects (pymalloc's allocated blocks), pymalloc's arenas (those objects
+and the free space among them), the C heap in use (glibc malloc, every arena), and the rest of
+the resident set (mostly C heap that is free but still resident: holes smaller than a page,
+which no trim can give back).
+Growth per example is the least-squares slope over the samples (the first sample is taken once
+imports and one-time tables are paid); the growth from first to last sample is shown beside it.
+The embedded side also reports the directories left under its Maildir root.
 
-The verdict compares the suite with ``scenarios``: bare Hypothesis's own growth for the very
-draws the suite makes is the faithful reading of "no more than bare Hypothesis's own".  The
-suite is flat when its median growth per example is within the rounds' spread (max - min) of
-bare ``scenarios``'s median.  The older comparison (suite against ``shaped``) is printed too,
-and so is ``scenarios`` against ``shaped``: what Hypothesis keeps for the suite's strategy
-beyond the same choices drawn as plain tuples.
+The verdict compares the suite with ``scenarios`` round by round: bare Hypothesis's own growth
+for the very draws the suite makes (same seed, same choices) is the faithful reading of "no more
+than bare Hypothesis's own", and the paired difference cancels what the seed changes (the
+examples' sizes) from round to round.  The suite is FLAT when the median of those differences is
+no larger than their spread (max - min): not told apart from noise.  The older comparison (the
+suite's median against ``shaped``'s) is printed too, and so is ``scenarios`` against ``shaped``:
+what Hypothesis keeps for the suite's strategy beyond the same choices as plain tuples.
 """
 
 from __future__ import annotations
@@ -62,8 +65,8 @@ T = TypeVar("T")
 SIDES = {"suite": "suite against embedded",
          "scenarios": "bare Hypothesis, scenarios()",
          "shaped": "bare Hypothesis, scenario_shaped()"}
-MEASURES = {"rss_mib": "RSS", "objects_mib": "Python objects", "arenas_mib": "pymalloc arenas",
-            "malloc_used_mib": "C heap in use", "malloc_free_mib": "C heap free"}
+WHERE = {"objects_mib": "Python objects", "arenas_mib": "pymalloc arenas",
+         "malloc_used_mib": "C heap in use", "rest_mib": "rest resident"}
 MIB = 2**20
 
 
@@ -125,6 +128,7 @@ class Sampler:
     def sample(self) -> None:
         gc.collect()
         line = {"examples": self.examples, "rss_mib": rss_mib(), **pymalloc_mib(), **malloc_mib()}
+        line["rest_mib"] = line["rss_mib"] - line["arenas_mib"] - line["malloc_used_mib"]
         line = {key: round(value, 3) if isinstance(value, float) else value for key, value in line.items()}
         print(json.dumps({**line, "choices_per_example": round(self.choices / self.examples, 2),
                           **self.extra()}), flush=True)
@@ -181,7 +185,7 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
             "kib_per_example": round(slope_kib(samples, "rss_mib"), 2),
             "first_to_last_kib_per_example": round((last["rss_mib"] - first["rss_mib"]) * 1024
                                                     / (last["examples"] - first["examples"]), 2),
-            "where_kib_per_example": {m: round(slope_kib(samples, m), 2) for m in MEASURES if m != "rss_mib"}}
+            "where_kib_per_example": {m: round(slope_kib(samples, m), 2) for m in WHERE}}
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -216,25 +220,26 @@ def main() -> None:
         print(f"{title:<36}  {s['median']:>4.2f} KiB  {s['min']:>4.2f} KiB  {s['max']:>4.2f} KiB"
               f"  {first_to_last:>7.2f} KiB  {choices:>7.1f}")
     print("\nwhere it sits (KiB per example, median over rounds):")
-    print(f"{'side':<36}" + "".join(f"  {title:>15}" for m, title in MEASURES.items() if m != "rss_mib"))
+    print(f"{'side':<36}" + "".join(f"  {title:>15}" for title in WHERE.values()))
     for name, title in SIDES.items():
         print(f"{title:<36}" + "".join(
             f"  {statistics.median(r[name]['where_kib_per_example'][m] for r in rounds):>15.2f}"
-            for m in MEASURES if m != "rss_mib"))
-    noise = max(s["max"] - s["min"] for s in per_example.values())
+            for m in WHERE))
+    paired = [r["suite"]["kib_per_example"] - r["scenarios"]["kib_per_example"] for r in rounds]
+    gap, noise = statistics.median(paired), max(paired) - min(paired)
+    flat = gap <= noise
     suite, bare, shaped = (per_example[name]["median"] for name in ("suite", "scenarios", "shaped"))
-    flat = suite <= bare + noise
-    comparisons = {"suite_minus_scenarios_kib": round(suite - bare, 2),
+    comparisons = {"suite_minus_scenarios_kib": spread([round(d, 2) for d in paired]),
                    "suite_minus_shaped_kib": round(suite - shaped, 2),
-                   "scenarios_minus_shaped_kib": round(bare - shaped, 2),
-                   "noise_kib": round(noise, 2)}
+                   "scenarios_minus_shaped_kib": round(bare - shaped, 2)}
     directories = max(s.get("directories", 0) for r in rounds for s in r["suite"]["samples"])
     print(f"\ndirectories under the embedded Maildir root, most at any sample: {directories}")
-    print(f"suite - shaped (the older comparison): {suite - shaped:+.2f} KiB per example;"
+    print(f"suite - shaped (the older comparison, medians): {suite - shaped:+.2f} KiB per example;"
           f" scenarios - shaped (Hypothesis's records for our strategy): {bare - shaped:+.2f} KiB")
-    print(f"verdict: {'FLAT' if flat else 'GROWS'} -- the suite's RSS grew {suite:.2f} KiB per example,"
-          f" bare Hypothesis drawing the same scenarios {bare:.2f} KiB"
-          f" ({suite - bare:+.2f} KiB; noise, the widest spread over rounds: {noise:.2f} KiB)")
+    print(f"verdict: {'FLAT' if flat else 'GROWS'} -- the suite's RSS grew {gap:+.2f} KiB per example more"
+          f" than bare Hypothesis drawing the same scenarios (median of {len(rounds)} rounds, each from"
+          f" one seed: {', '.join(f'{d:+.2f}' for d in paired)}; spread {noise:.2f}) -- suite {suite:.2f},"
+          f" bare {bare:.2f} KiB per example")
     if args.json:
         args.json.write_text(json.dumps({"examples": args.examples, "every": args.every,
                                          "per_example_kib": per_example, **comparisons, "flat": flat,

@@ -2,10 +2,11 @@
 
 Every server thread the suite starts (the embedded SUT's, the sink's) gets a glibc malloc arena of
 its own, and glibc returns a thread arena's free memory only from its top, above a threshold that
-it raises whenever a large block is freed anywhere in the process.  Over a long run those arenas
-keep growing with memory that is free but held: about 0.6 KiB more per example than bare
-Hypothesis against the embedded SUT (benchmarks/memory.py).  `malloc_trim` hands the free pages
-of every arena back at once, in well under a millisecond.
+it raises whenever a large block is freed anywhere in the process.  Over a long run against the
+embedded SUT those arenas held freed memory that left the suite's resident set growing 0.74-0.93
+KiB per example more than bare Hypothesis's; handing the whole free pages of every arena back
+every 100 plays (`malloc_trim`, well under a millisecond) brings that to 0.33-0.47 KiB
+(benchmarks/memory.py, 5,000 examples, paired rounds).
 """
 
 from __future__ import annotations
