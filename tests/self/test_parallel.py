@@ -164,14 +164,18 @@ def test_parallel_run_judges_as_a_serial_run_with_the_same_seed(tmp_path: Path, 
 
 
 def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> None:
-    """When a worker dies before searching its share, no invariant passes and the run's status
-    is an error: the other worker's tests, if xdist still runs them, end with an error naming the
-    missing share, and invariants never run say the worker crashed."""
+    """When a worker dies before publishing its share, no invariant passes and the run's status
+    is an error: the other worker's tests end with an error naming the missing share, and
+    invariants never run say the worker crashed."""
     (tmp_path / "die_before_share.py").write_text(
-        "import os\nimport pytest\n\n"
+        "import os, pathlib, time\nimport pytest\n\n"
         "@pytest.hookimpl(wrapper=True, tryfirst=True)\n"
         "def pytest_runtestloop(session):\n"
-        "    if getattr(session.config, 'workerinput', {}).get('mailconform_search', {}).get('index') == 1:\n"
+        "    search = getattr(session.config, 'workerinput', {}).get('mailconform_search', {})\n"
+        "    if search.get('index') == 1:  # once the other share is out, so the tests are handed out\n"
+        "        while not (pathlib.Path(search['folder']) / '0.json').exists():\n"
+        "            time.sleep(0.05)\n"
+        "        time.sleep(0.5)\n"
         "        os._exit(3)\n"
         "    return (yield)\n")
     result = pytest_in(ROOT, "-q", "-p", "no:cacheprovider", "-p", "die_before_share", "-n", "2",
@@ -180,6 +184,7 @@ def test_a_worker_that_dies_before_its_share_errors_the_run(tmp_path: Path) -> N
     assert result.returncode == EXIT_SUT_ERROR, result.stdout[-3000:]
     judged = json.loads((tmp_path / "r.json").read_text())["invariants"]
     assert "passed" not in {e["outcome"] for e in judged}
+    assert any(e["outcome"] == "error" and "never came" in e["reason"] for e in judged)
     for reason in (e["reason"] for e in judged):
         assert ("share 2 of 2 of the search never came: its worker (gw1, pid" in reason
                 or reason.startswith("not run: an xdist worker crashed: gw1")), reason
