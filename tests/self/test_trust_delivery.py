@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,17 +24,16 @@ from tests.self.test_sut_config import STORE
 from tests.servers.ports import free_port
 
 
-@pytest.fixture
-def queueing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[NetworkSUT, Path]]:
-    """A store filing 0.3-0.6 s after its 250 (plus the flags the test names), as a NetworkSUT."""
+@contextmanager
+def store_sut(tmp_path: Path, *flags: str, extra_toml: str = "") -> Iterator[tuple[NetworkSUT, Path]]:
+    """tests/servers/store.py with ``flags``, as a NetworkSUT described by a minimal TOML file."""
     port, root = free_port(), tmp_path / "mail"
-    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root),
-                                "--queue", "0.3", "0.6", *getattr(request, "param", ())],
+    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root), *flags],
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout and process.stdout.readline().strip() == "ready"
     config = tmp_path / "sut.toml"
-    config.write_text(f'name = "queue"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
-                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n')
+    config.write_text(f'name = "store"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
+                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n{extra_toml}')
     sut = NetworkSUT(load(config, {}))
     try:
         yield sut, root
@@ -44,22 +44,17 @@ def queueing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[N
 
 
 @pytest.fixture
+def queueing(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[NetworkSUT, Path]]:
+    """A store filing 0.3-0.6 s after its 250 (plus the flags the test names), as a NetworkSUT."""
+    with store_sut(tmp_path, "--queue", "0.3", "0.6", *getattr(request, "param", ())) as started:
+        yield started
+
+
+@pytest.fixture
 def plain(tmp_path: Path) -> Iterator[NetworkSUT]:
     """A store filing before its 250, no submission entry, a 20 s settle: a NetworkSUT."""
-    port, root = free_port(), tmp_path / "mail"
-    process = subprocess.Popen([sys.executable, str(STORE), "--port", str(port), "--root", str(root)],
-                               stdout=subprocess.PIPE, text=True)
-    assert process.stdout and process.stdout.readline().strip() == "ready"
-    config = tmp_path / "sut.toml"
-    config.write_text(f'name = "plain"\ninject = "smtp://127.0.0.1:{port}"\ndomains = ["isp.test"]\n'
-                      f'mailbox = "maildir:{root}/{{local}}/Maildir"\n[timeouts]\nsettle = 20\n')
-    sut = NetworkSUT(load(config, {}))
-    try:
+    with store_sut(tmp_path, extra_toml="[timeouts]\nsettle = 20\n") as (sut, _):
         yield sut
-    finally:
-        sut.close()
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def filed(root: Path) -> list[bytes]:
