@@ -65,6 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import mailconform.conformance  # noqa: E402
+from benchmarks.rounds import spread  # noqa: E402
 from mailconform.run import Judge  # noqa: E402
 from mailconform.specs.explain import InvariantViolation  # noqa: E402
 from mailconform.specs.model import Plan, Transaction, plan  # noqa: E402
@@ -337,8 +338,7 @@ class Comparison:
                 self.ceilings.append(self.bound(baseline))
 
     def summary(self) -> dict[str, float | int]:
-        return {"median": round(statistics.median(self.ratios), 3), "min": round(min(self.ratios), 3),
-                "max": round(max(self.ratios), 3), "rounds": len(self.ratios)}
+        return spread(self.ratios)
 
 
 def main() -> None:
@@ -432,9 +432,7 @@ def measure(args: argparse.Namespace, properties: dict[str, Callable[..., None]]
                 comparison.run(size if keep else max(2, size // 4), keep, suite_first=round_number % 2 == 1)
         load_after = os.getloadavg()
     results: dict[str, Any] = {c.key: c.summary() for c in comparisons}
-    results["ceilings"] = {c.key: {"median": round(statistics.median(c.ceilings), 3),
-                                   "min": round(min(c.ceilings), 3), "max": round(max(c.ceilings), 3)}
-                           for c in comparisons if c.ceilings}
+    results["ceilings"] = {c.key: spread(c.ceilings) for c in comparisons if c.ceilings}
     results["rates"] = {c.key: {"unit": c.unit, "suite": [round(r, 1) for r in c.suite_rates],
                                 "baseline": [round(r, 1) for r in c.baseline_rates]} for c in comparisons}
     results["machine"] = {"cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],

@@ -57,9 +57,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.delivery import _SETTINGS, scenario_shaped, suite_calls, suite_properties  # noqa: E402
+from benchmarks.rounds import spread  # noqa: E402
 from mailconform import run  # noqa: E402
 from mailconform.strategies import scenarios  # noqa: E402
 from mailconform.suts.embedded import EmbeddedSUT  # noqa: E402
+from mailconform.suts.heap import resident_mib  # noqa: E402
 
 T = TypeVar("T")
 SIDES = {"suite": "suite against embedded",
@@ -74,13 +76,6 @@ class _MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
                  "fordblks", "keepcost")]
-
-
-def rss_mib() -> float:
-    """This process's resident set size now, in MiB (Linux /proc)."""
-    with open("/proc/self/statm") as statm:
-        resident_pages = int(statm.read().split()[1])
-    return resident_pages * os.sysconf("SC_PAGE_SIZE") / MIB
 
 
 def pymalloc_mib() -> dict[str, float]:
@@ -127,7 +122,7 @@ class Sampler:
 
     def sample(self) -> None:
         gc.collect()
-        line = {"examples": self.examples, "rss_mib": rss_mib(), **pymalloc_mib(), **malloc_mib()}
+        line = {"examples": self.examples, "rss_mib": resident_mib(), **pymalloc_mib(), **malloc_mib()}
         line["rest_mib"] = line["rss_mib"] - line["arenas_mib"] - line["malloc_used_mib"]
         line = {key: round(value, 3) if isinstance(value, float) else value for key, value in line.items()}
         print(json.dumps({**line, "choices_per_example": round(self.choices / self.examples, 2),
@@ -186,10 +181,6 @@ def summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
             "first_to_last_kib_per_example": round((last["rss_mib"] - first["rss_mib"]) * 1024
                                                     / (last["examples"] - first["examples"]), 2),
             "where_kib_per_example": {m: round(slope_kib(samples, m), 2) for m in WHERE}}
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    return {"median": round(statistics.median(values), 2), "min": min(values), "max": max(values)}
 
 
 def main() -> None:

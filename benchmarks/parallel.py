@@ -21,7 +21,6 @@ import json
 import os
 import re
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.rounds import spread  # noqa: E402
+
 _SESSION_TIME = re.compile(r" in ([0-9.]+)s")
 
 
@@ -59,11 +62,6 @@ def _cpu() -> float:
     """CPU seconds used by the finished child processes and, through them, their own children."""
     used = resource.getrusage(resource.RUSAGE_CHILDREN)
     return used.ru_utime + used.ru_stime
-
-
-def spread(values: list[float]) -> dict[str, Any]:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "rounds": len(values)}
 
 
 def main() -> None:

@@ -95,10 +95,6 @@ class Evidence:
     broken_at: int | None = None
     counterexample: dict[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return {"judged": self.judged, "exercised": self.exercised, "late": self.late,
-                "broken_at": self.broken_at, "counterexample": self.counterexample}
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Evidence:
         return cls(list(data["judged"]), list(data["exercised"]),

@@ -11,7 +11,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,6 @@ class Published:
     player: dict[str, int] = field(default_factory=dict)
     """The worker's player counters when its share ended (plays, judged, offered, refused)."""
 
-    def to_json(self) -> dict[str, Any]:
-        return {"worker": self.worker, "cut": self.cut, "broken": self.broken, "player": self.player,
-                "evidence": {i: e.to_json() for i, e in self.evidence.items()}}
-
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Published:
         return cls(data["worker"], {i: Evidence.from_json(e) for i, e in data["evidence"].items()},
@@ -57,7 +53,7 @@ def announce(folder: Path, share: Share, worker: str) -> None:
 
 
 def publish(folder: Path, share: Share, published: Published) -> None:
-    _write(folder / f"{share.index}.json", json.dumps(published.to_json()))
+    _write(folder / f"{share.index}.json", json.dumps(asdict(published)))
 
 
 def gather(folder: Path, of: int, deadline: float | None = None,

@@ -12,6 +12,7 @@ every 100 plays (`malloc_trim`, well under a millisecond) brings that to 0.33-0.
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 from collections.abc import Callable
 from functools import cache
@@ -26,6 +27,13 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
     trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
     return trim
+
+
+def resident_mib() -> float:
+    """This process's resident set size now, in MiB (Linux /proc)."""
+    with open("/proc/self/statm") as statm:
+        resident_pages = int(statm.read().split()[1])
+    return resident_pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def give_back_freed_memory() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import threading
 
@@ -13,11 +12,6 @@ from mailconform.suts import base, heap
 from mailconform.suts.inprocess import InProcessSUT
 
 pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-
-
-def resident_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def test_memory_a_thread_freed_goes_back_to_the_system() -> None:
@@ -31,9 +25,9 @@ def test_memory_a_thread_freed_goes_back_to_the_system() -> None:
     worker = threading.Thread(target=allocate_and_free_half)
     worker.start()
     worker.join()
-    before = resident_mib()
+    before = heap.resident_mib()
     heap.give_back_freed_memory()
-    assert resident_mib() < before - 8
+    assert heap.resident_mib() < before - 8
 
 
 def test_a_player_gives_memory_back_every_so_many_plays(monkeypatch: pytest.MonkeyPatch) -> None:
