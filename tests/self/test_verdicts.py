@@ -88,7 +88,8 @@ def test_a_broken_play_is_kept_and_told_from_its_own_play() -> None:
     assert again is not None and judge.player.plays == plays
     assert again.observation is first.observation and again.violations == first.violations
     for n in range(_BROKEN_PLAYS):
-        other = Scenario(twice.world, tuple(Submit(m, "u1", to=("u2",), message_id=f"k{n}") for m in ("m1", "m2")))
+        other = Scenario(twice.world, tuple(Submit(m, "u1", to=("u2",), message_id=f"k{n}")
+                                            for m in ("m1", "m2")))
         assert judge.judged(other, "copy-per-path") is not None
     plays = judge.player.plays
     afresh = judge.judged(twice, "copy-per-path")
