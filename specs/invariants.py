@@ -6,12 +6,13 @@ words -- plus a pure check.  Reports and docs are generated from `CATALOGUE`.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parseaddr
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from mailconform.specs.model import ExpectedCopy, Plan
 from mailconform.specs.observation import Observation, ObservedCopy
@@ -49,10 +50,26 @@ class Invariant:
     """What counts as an example that exercised the invariant, in a few words."""
 
 
-def owed(plan: Plan, observation: Observation) -> list[ExpectedCopy]:
+_Derived = TypeVar("_Derived")
+
+
+def _per_play(derive: Callable[[Plan, Observation], _Derived]) -> Callable[[Plan, Observation], _Derived]:
+    """``derive``, worked out once per play: every invariant judging a play asks for the same."""
+    last: list[Any] = [None, None, None]
+
+    @functools.wraps(derive)
+    def once(plan: Plan, observation: Observation) -> _Derived:
+        if last[0] is not plan or last[1] is not observation:
+            last[:] = plan, observation, derive(plan, observation)
+        return last[2]  # type: ignore[no-any-return]
+    return once
+
+
+@_per_play
+def owed(plan: Plan, observation: Observation) -> tuple[ExpectedCopy, ...]:
     """Expected copies whose every transaction the SUT accepted for a recipient leading there."""
-    return [e for e in plan.expected
-            if all(observation.accepted.get(tx, frozenset()) & rcpts for tx, rcpts in e.requires)]
+    return tuple(e for e in plan.expected
+                 if all(observation.accepted.get(tx, frozenset()) & rcpts for tx, rcpts in e.requires))
 
 
 @dataclass(frozen=True)
@@ -67,34 +84,23 @@ class Attribution:
     """Copies whose trace no longer names their path: judged by trace-prepend-only only."""
 
 
+@_per_play
 def attribute(plan: Plan, observation: Observation) -> Attribution:
     """Sort copies by whether their trace identifies the path that carried them."""
-    global _last_attributed
-    plan_seen, observation_seen, attribution = _last_attributed
-    if plan_seen is not plan or observation_seen is not observation:
-        attribution = _attribute(plan, observation)
-        _last_attributed = (plan, observation, attribution)
-    return attribution
-
-
-def _attribute(plan: Plan, observation: Observation) -> Attribution:
-    by_key: dict[_Key, ExpectedCopy] = {(e.mailbox, e.path): e for e in plan.expected}
-    sent_traces = {_suite_ids(plan, e.trace) for e in plan.expected}
+    by_key: dict[_Key, tuple[ExpectedCopy, tuple[str, ...]]] = {
+        (e.mailbox, e.path): (e, _suite_ids(plan, e.trace)) for e in plan.expected}
+    sent_traces = {trace for _, trace in by_key.values()}
     matched, stray, damaged = [], [], []
     for c in observation.copies:
         trace = _suite_ids(plan, c.values("Received"))
-        e = by_key.get((c.mailbox, c.path))
-        if e is not None and _suite_ids(plan, e.trace) == trace:
-            matched.append((c, e))
-        elif e is None and trace in sent_traces:
+        expected = by_key.get((c.mailbox, c.path))
+        if expected is not None and expected[1] == trace:
+            matched.append((c, expected[0]))
+        elif expected is None and trace in sent_traces:
             stray.append(c)
         else:
             damaged.append(c)
     return Attribution(matched, stray, damaged)
-
-
-_last_attributed: tuple[Plan | None, Observation | None, Attribution] = (None, None, Attribution([], [], []))
-"""Every invariant judging one play attributes the same copies: the last attribution is kept."""
 
 
 def _suite_ids(plan: Plan, received: list[str] | tuple[str, ...]) -> tuple[str, ...]:

@@ -5,9 +5,9 @@ submission server; a `Policy` changes exactly one of its decisions so the
 suite can show it catches that rule.
 
 Messages are parsed with the compat32 policy (fields as plain text, no header
-registry), each at most once: an incoming message per transaction, a filed copy
-only when a policy first looks at it -- the server keeps what it filed, so a
-filing never re-reads its store.
+registry), each at most once and only for a policy that decides on content: an
+incoming message per transaction, a filed copy when a policy first looks at it --
+the server keeps what it filed, so a filing never re-reads its store.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ class ReferenceServer:
         self._ids = itertools.count(1)
         self._held: dict[str, Held] = {}
         """What this server filed, per mailbox: what its policy decides on."""
+        self._reads_content = _reads_content(policy)
 
     def forget(self) -> None:
         """Forget every filing (and the policy's duplicate keys) before a new example.
@@ -55,6 +56,7 @@ class ReferenceServer:
         """
         self._held.clear()
         self.policy = named_policy(self.policy.name)
+        self._reads_content = _reads_content(self.policy)
 
     def is_local(self, address: str) -> bool:
         return address.rpartition("@")[2].lower() == self.domain
@@ -69,7 +71,7 @@ class ReferenceServer:
         """File one copy per final mailbox of this transaction (RFC 5321 §3.9)."""
         envelope = Envelope(mail_from, tuple(rcpts))
         stamped = self._stamp(data, envelope)
-        message = _parsed(stamped)
+        message = self._parsed(stamped)
         refusal = self.policy.refusal(message)
         if refusal:
             return [refusal for _ in rcpts]
@@ -80,8 +82,8 @@ class ReferenceServer:
     def submit(self, mail_from: str, rcpts: list[str], data: bytes) -> list[Reply]:
         """As the users' submission server: strip Bcc, file local copies, relay the rest."""
         envelope = Envelope(mail_from, tuple(rcpts))
-        stamped = self._stamp(self._without_bcc(data) if self.policy.strips_bcc else data, envelope)
-        message = _parsed(stamped)
+        stamped = self._stamp(without_bcc(data) if self.policy.strips_bcc else data, envelope)
+        message = self._parsed(stamped)
         refusal = self.policy.refusal(message)
         if refusal:
             return [refusal for _ in rcpts]
@@ -117,10 +119,9 @@ class ReferenceServer:
                     f"{' ' + clause if clause else ''}; {format_datetime(localtime())}\r\n")
         return received.encode() + data
 
-    def _without_bcc(self, data: bytes) -> bytes:
-        message = _parsed(data)
-        del message["Bcc"]
-        return message.as_bytes()
+    def _parsed(self, data: bytes) -> Message:
+        # A policy that never reads the message (the reference's) is handed a blank one.
+        return _parsed(data) if self._reads_content else _UNREAD
 
     def _notify(self, reverse_path: str, mailbox: str, data: bytes) -> None:
         """Send an RFC 3464 failure notice from the null reverse-path (RFC 5321 §4.5.5)."""
@@ -158,6 +159,23 @@ class Held(Sequence[Message]):
         return self._parsed[index]
 
 
+def without_bcc(data: bytes) -> bytes:
+    """The message without its Bcc fields (RFC 5322 §3.6.3), every other byte as it came: an
+    MSA drops those lines and re-folds nothing it keeps."""
+    lines = iter(data.splitlines(keepends=True))
+    kept: list[bytes] = []
+    dropping = False
+    for line in lines:
+        if line in (b"\r\n", b"\n"):  # the header ends: the body stays as it is
+            kept.append(line)
+            break
+        if line[:1] not in (b" ", b"\t"):  # a field's first line; the others continue it
+            dropping = line.split(b":", 1)[0].strip().lower() == b"bcc"
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept) + b"".join(lines)
+
+
 def with_return_path(reverse_path: str, data: bytes) -> bytes:
     """The copy as final delivery files it: the reverse-path recorded on top (RFC 5321 §4.4)."""
     return f"Return-Path: <{reverse_path}>\r\n".encode() + data
@@ -190,6 +208,15 @@ def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes)
     headers = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     report.attach(MIMEText(headers.decode("ascii", "replace") + "\n", "rfc822-headers"))
     return report.as_bytes()
+
+
+def _reads_content(policy: Policy) -> bool:
+    """Whether ``policy`` overrides a decision that reads the message."""
+    return any(getattr(type(policy), name) is not getattr(Policy, name)
+               for name in ("refusal", "admits", "return_path"))
+
+
+_UNREAD = Message()
 
 
 def _parsed(raw: bytes) -> Message:
