@@ -15,7 +15,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 from hypothesis import Phase, example, given, note, seed, settings
@@ -27,6 +26,7 @@ from mailconform.specs.wording import counted
 from mailconform.strategies import SEED_STORY, scenarios
 from mailconform.suts.base import Player, Run, SutError, delivered_late
 from mailconform.suts.wire import MailboxError, ProtocolError
+from mailconform.verdicts import Verdicts
 
 _T = TypeVar("_T")
 SUT_FAILURES = (SutError, OSError, ProtocolError, MailboxError)
@@ -115,6 +115,14 @@ def merged(shares: Sequence[Evidence]) -> Evidence:
                     end, first.counterexample)
 
 
+@dataclass
+class _BrokenPlay:
+    """A play that broke an invariant, with what it broke: a violation is told from its own play."""
+
+    run: Run
+    violations: dict[str, list[Violation]] = field(default_factory=dict)
+
+
 class Judge:
     """Judges scenarios on the player's plays, and remembers each verdict (a few bytes per
     scenario, so a long run keeps them all) for the properties that meet the scenario again;
@@ -135,14 +143,10 @@ class Judge:
         """The budget ran out during the search: its invariants were judged on fewer examples."""
         self.judgments = 0
         """Examples judged, on plays made for them or before."""
-        self._verdicts: dict[int, _Verdict] = {}
-        """hash(scenario) -> its verdict, for the last `_REMEMBERED` scenarios judged (a hash,
-        not the scenario: a 64-bit collision among them is negligible)."""
-        self._clean: dict[frozenset[str], _Verdict] = {}
-        """One verdict per set of passed invariants, for the scenarios that broke none: a run has a
-        handful, shared by thousands, so such a scenario costs only its entry in `_verdicts`."""
-        self._broken: OrderedDict[Scenario, Run] = OrderedDict()
-        """The latest plays that broke an invariant: a violation is told from its own play."""
+        self.verdicts = Verdicts()
+        """Every scenario judged -> the invariants it passed and broke."""
+        self._broken: OrderedDict[Scenario, _BrokenPlay] = OrderedDict()
+        """The latest plays that broke an invariant, by scenario."""
 
     def search(self, invariant_ids: Sequence[str], profile: settings, run_seed: Hashable,
                share: Share | None = None) -> None:
@@ -247,47 +251,37 @@ class Judge:
         given before stands (a late copy stays late), and an example is counted once."""
         tally = self.tallies.setdefault(invariant_id, Tally())
         self.judgments += 1
-        key = hash(scenario)
-        passed, broken = self._verdicts.get(key, _UNJUDGED)
+        verdict = self.verdicts[scenario]
         counting = tally.counting and tally.first_violation is None
-        if invariant_id in passed and not counting:
+        if invariant_id in verdict.passed and not counting:
             return None
-        violations = broken.get(invariant_id)
-        run = self._broken.get(scenario) if violations else None
-        if run is None:
-            run = self._driven(lambda: self.player.run(scenario))
-            violations = [] if invariant_id in passed else None  # a broken play gone: judge the new one
-        if violations is None:
+        kept = self._broken.get(scenario)
+        run = kept.run if kept else self._driven(lambda: self.player.run(scenario))
+        violations = kept.violations.get(invariant_id) if kept else None
+        if violations is None and invariant_id in verdict.passed:
+            violations = []
+        if violations is None:  # never judged, or broken on a play no longer kept: judge this one
             violations = self._violations(scenario, invariant_id, run, tally)
-            self._remember(key, passed, broken, invariant_id, violations)
+            self.verdicts[scenario] = verdict.judged(invariant_id, holds=not violations)
         invariant = BY_ID[invariant_id]
         if counting:
             tally.examples += 1
             tally.exercised += invariant.exercised(run.plan, run.observation)
         if not violations:
             return None
-        self._broken[scenario] = run
-        self._broken.move_to_end(scenario)
-        if len(self._broken) > _BROKEN_PLAYS:
-            self._broken.popitem(last=False)
+        self._keep_broken(scenario, run).violations[invariant_id] = violations
         violation = InvariantViolation(invariant, run.plan, run.observation, violations,
                                        self.player.sut.name)
         tally.first_violation = tally.first_violation or violation
         tally.last_failing = scenario
         return violation
 
-    def _remember(self, key: int, passed: frozenset[str], broken: Mapping[str, list[Violation]],
-                  invariant_id: str, violations: list[Violation]) -> None:
-        if violations:
-            verdict: _Verdict = (passed, {**broken, invariant_id: violations})
-        else:
-            passed = passed | {invariant_id}
-            clean = self._clean.setdefault(passed, (passed, _UNJUDGED[1]))
-            verdict = (clean[0], broken) if broken else clean
-        self._verdicts.pop(key, None)  # the newest last: the oldest go first
-        self._verdicts[key] = verdict
-        if len(self._verdicts) > _REMEMBERED:
-            del self._verdicts[next(iter(self._verdicts))]
+    def _keep_broken(self, scenario: Scenario, run: Run) -> _BrokenPlay:
+        kept = self._broken.setdefault(scenario, _BrokenPlay(run))
+        self._broken.move_to_end(scenario)
+        if len(self._broken) > _BROKEN_PLAYS:
+            self._broken.popitem(last=False)
+        return kept
 
     def _violations(self, scenario: Scenario, invariant_id: str, run: Run, tally: Tally
                     ) -> list[Violation]:
@@ -326,11 +320,6 @@ class Judge:
                 + (f"; broken so far: {', '.join(broken)}" if broken else ""))
 
 
-_Verdict = tuple[frozenset[str], Mapping[str, list[Violation]]]
-"""A scenario's verdict: the invariants it passed, and those it broke with their violations."""
-_UNJUDGED: _Verdict = (frozenset(), MappingProxyType({}))
-_REMEMBERED = 100_000
-"""Verdicts kept: a thorough search and its shrinks, at about 130 bytes each (sys.getsizeof)."""
 _BROKEN_PLAYS = 64
 """Plays kept because they broke an invariant: a shrink's latest candidates, the searches' first."""
 
