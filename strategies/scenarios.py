@@ -58,6 +58,10 @@ def worlds(draw: st.DrawFn) -> World:
     return World(local, remote, lists, aliases, forwards)
 
 
+_WORLDS = worlds()
+"""Built once: a composite builds a new strategy object on every call."""
+
+
 def _addressable(world: World) -> tuple[str, ...]:
     return (world.local_users + tuple(lst.name for lst in world.lists) + world.remote_users
             + tuple(a for a, _ in world.aliases) + tuple(f for f, _ in world.forwards))
@@ -90,7 +94,7 @@ SEED_STORY = Scenario(World(("u1",), lists=(MailingList("L1", ("u1",)),)),
 @st.composite
 def scenarios(draw: st.DrawFn, max_events: int = 4) -> Scenario:
     """A world and a short story of submissions, resends and retransmissions in it."""
-    world = draw(worlds())
+    world = draw(_WORLDS)
     senders = world.local_users + world.remote_users
     events: list[Event] = [_submit(draw, world, "m1", senders, "k1")]
     for _ in range(draw(st.integers(0, max_events - 1))):

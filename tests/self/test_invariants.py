@@ -108,6 +108,16 @@ def test_path_owed_only_when_a_recipient_leading_there_was_accepted() -> None:
     assert violation.mailbox == U2
 
 
+def test_what_a_play_owes_is_worked_out_once_and_never_for_another_play() -> None:
+    """Every invariant asking about one play shares one answer; another plan or observation gets its own."""
+    everyone = seen(BLIND)
+    assert owed(BLIND, everyone) is owed(BLIND, everyone)
+    assert attribute(BLIND, everyone) is attribute(BLIND, everyone)
+    assert len(owed(BLIND, everyone)) == 3
+    assert len(owed(TWO, everyone)) == 1  # the same observation, another plan: TWO's t2 was not accepted
+    assert len(owed(BLIND, seen(BLIND, accepted={}))) == 0  # the same plan, another observation
+
+
 def test_path_through_the_sut_twice_is_owed_only_when_both_hops_were_accepted() -> None:
     """A list post submitted through the SUT owes the list's copy only if both transactions were taken."""
     the_plan = planned(Submit("m1", "u2", ("L1",)), roles=("mx", "submission"))
