@@ -144,7 +144,7 @@ class Judge:
         self.judgments = 0
         """Examples judged, on plays made for them or before."""
         self.verdicts = Verdicts()
-        """Every scenario judged -> the invariants it passed and broke."""
+        """Every scenario judged -> the invariants it passed."""
         self._broken: OrderedDict[Scenario, _BrokenPlay] = OrderedDict()
         """The latest plays that broke an invariant, by scenario."""
 
@@ -251,18 +251,18 @@ class Judge:
         given before stands (a late copy stays late), and an example is counted once."""
         tally = self.tallies.setdefault(invariant_id, Tally())
         self.judgments += 1
-        verdict = self.verdicts[scenario]
+        passed = self.verdicts[scenario]
         counting = tally.counting and tally.first_violation is None
-        if invariant_id in verdict.passed and not counting:
+        if invariant_id in passed and not counting:
             return None
         kept = self._broken.get(scenario)
         run = kept.run if kept else self._driven(lambda: self.player.run(scenario))
         violations = kept.violations.get(invariant_id) if kept else None
-        if violations is None and invariant_id in verdict.passed:
+        if violations is None and invariant_id in passed:
             violations = []
         if violations is None:  # never judged, or broken on a play no longer kept: judge this one
             violations = self._violations(scenario, invariant_id, run, tally)
-            self.verdicts[scenario] = verdict.judged(invariant_id, holds=not violations)
+            self.verdicts[scenario] = passed - {invariant_id} if violations else passed | {invariant_id}
         invariant = BY_ID[invariant_id]
         if counting:
             tally.examples += 1

@@ -1,35 +1,23 @@
-"""What a run remembers of each scenario it judged: the invariants it passed and those it broke.
+"""What a run remembers of each scenario it judged: the invariants it passed.
 
 The search judges every scenario it draws, and the properties meet those scenarios again: a
 remembered verdict spares them a play.  A long run judges hundreds of thousands of scenarios, so
 each costs a few bytes, not a Python object: scenarios are known by their 64-bit hash (a
 collision among a run's scenarios is negligible) in one open-addressing table of machine
 integers, beside a small id into the verdicts met so far.  A run meets a handful of distinct
-verdicts (which invariants passed, which broke), each shared by thousands of scenarios.
+verdicts (sets of invariants passed), each shared by thousands of scenarios.  What a scenario
+broke is not remembered here: a violation is told from its own play, which the judge keeps
+while it can and otherwise plays again.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Hashable
-from dataclasses import dataclass
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """The invariants a scenario passed, and those it broke, so far."""
-
-    passed: frozenset[str] = frozenset()
-    broken: frozenset[str] = frozenset()
-
-    def judged(self, invariant_id: str, holds: bool) -> Verdict:
-        """This verdict with ``invariant_id`` judged again: passed if it ``holds``, else broken."""
-        if holds:
-            return Verdict(self.passed | {invariant_id}, self.broken - {invariant_id})
-        return Verdict(self.passed - {invariant_id}, self.broken | {invariant_id})
-
-
-UNJUDGED = Verdict()
+Verdict = frozenset[str]
+"""The invariants a scenario passed."""
+UNJUDGED: Verdict = frozenset()
 
 _EMPTY = 0
 """A free slot.  A scenario whose hash is 0 is filed under -1, which Python never gives as a hash."""
