@@ -24,6 +24,7 @@ from typing import Literal
 
 from mailconform.specs.model import Plan
 from mailconform.suts.config import SutConfig, Timeouts
+from mailconform.suts.heap import threads_share_one_arena
 from mailconform.suts.network import NetworkSUT
 from mailconform.suts.policies import policy as named_policy
 from mailconform.suts.reference import ReferenceServer
@@ -97,6 +98,7 @@ class EmbeddedSUT(NetworkSUT):
         self._own_root = root is None
         self.root = root or Path(tempfile.mkdtemp(prefix="mailconform-embedded-", dir=maildir_root()))
         """Where its Maildirs live."""
+        threads_share_one_arena()  # a long run's freed messages stay reusable (suts/heap.py)
         self._sweeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailconform-sweeper")
         sink = Sink()
         self._relay_client = Injector(sink.url, sut="the suite's sink")

@@ -13,6 +13,7 @@ import threading
 from collections import defaultdict
 from urllib.parse import urlsplit
 
+from mailconform.suts.heap import threads_share_one_arena
 from mailconform.suts.reference import file_at_remote_hosts
 from mailconform.suts.wire import EmbeddedServer, Reply
 
@@ -81,6 +82,7 @@ class Sink:
 
     def __init__(self, url: str | None = None) -> None:
         self._held = _Held()
+        threads_share_one_arena()  # a long run's freed messages stay reusable (suts/heap.py)
         self._server = EmbeddedServer(_Handler(self._held), hostname="sink.mailconform.test",
                                       port=sink_port(url) if url else 0)
         self._server.start()

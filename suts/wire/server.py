@@ -13,7 +13,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailconform.suts.heap import threads_share_one_arena
 from mailconform.suts.wire.replies import Reply
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,6 @@ class EmbeddedServer:
         except OSError as err:
             raise RuntimeError(f"embedded {self.protocol} server cannot listen on 127.0.0.1:{self.port}:"
                                f" {err.strerror}") from err
-        threads_share_one_arena()  # a long run's freed messages stay reusable (suts/heap.py)
         controller = _PreboundController(_Hooks(self.handler, self.protocol), listener,
                                          LMTP if self.protocol == "lmtp" else SMTP, self.hostname)
         try:
