@@ -345,10 +345,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (default 3, at least 3)")
-    parser.add_argument("--examples", type=int, default=40,
-                        help="examples per property in-process (default 40)")
-    parser.add_argument("--network-examples", type=int, default=15,
-                        help="examples per property over the wire (default 15)")
+    # Rounds of 40 and 15 examples last well under a second on either side: too short to be steady.
+    parser.add_argument("--examples", type=int, default=200,
+                        help="examples per property in-process (default 200)")
+    parser.add_argument("--network-examples", type=int, default=50,
+                        help="examples per property over the wire (default 50)")
     args = parser.parse_args()
     if args.rounds < 3:
         parser.error("--rounds must be at least 3: one round is an anecdote")
