@@ -57,6 +57,13 @@ class Policy:
     copies: int = 1
     """How many times each admitted copy is filed."""
 
+    @property
+    def reads_content(self) -> bool:
+        """Whether this policy overrides a decision that reads the message (the reference's
+        reads none, so its server need not parse one)."""
+        return any(getattr(type(self), name) is not getattr(Policy, name)
+                   for name in ("refusal", "admits", "return_path"))
+
     def refusal(self, message: Message) -> Reply | None:
         """A reply refusing the whole transaction at the final dot, or None to take it."""
         return None

@@ -46,7 +46,6 @@ class ReferenceServer:
         self._ids = itertools.count(1)
         self._held: dict[str, Held] = {}
         """What this server filed, per mailbox: what its policy decides on."""
-        self._reads_content = _reads_content(policy)
 
     def forget(self) -> None:
         """Forget every filing (and the policy's duplicate keys) before a new example.
@@ -56,7 +55,6 @@ class ReferenceServer:
         """
         self._held.clear()
         self.policy = named_policy(self.policy.name)
-        self._reads_content = _reads_content(self.policy)
 
     def is_local(self, address: str) -> bool:
         return address.rpartition("@")[2].lower() == self.domain
@@ -121,7 +119,7 @@ class ReferenceServer:
 
     def _parsed(self, data: bytes) -> Message:
         # A policy that never reads the message (the reference's) is handed a blank one.
-        return _parsed(data) if self._reads_content else _UNREAD
+        return _parsed(data) if self.policy.reads_content else _UNREAD
 
     def _notify(self, reverse_path: str, mailbox: str, data: bytes) -> None:
         """Send an RFC 3464 failure notice from the null reverse-path (RFC 5321 §4.5.5)."""
@@ -208,12 +206,6 @@ def _failure_notice(hostname: str, reverse_path: str, mailbox: str, data: bytes)
     headers = data.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     report.attach(MIMEText(headers.decode("ascii", "replace") + "\n", "rfc822-headers"))
     return report.as_bytes()
-
-
-def _reads_content(policy: Policy) -> bool:
-    """Whether ``policy`` overrides a decision that reads the message."""
-    return any(getattr(type(policy), name) is not getattr(Policy, name)
-               for name in ("refusal", "admits", "return_path"))
 
 
 _UNREAD = Message()

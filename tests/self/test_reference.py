@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mailconform.specs.content import WIRE
+from mailconform.suts.policies import policy
 from mailconform.suts.reference import without_bcc
 
 _NAMES = st.sampled_from(["To", "Cc", "Bcc", "bcc", "BCC", "Subject", "X-Bcc", "Bcc-Note"])
@@ -38,3 +39,11 @@ def test_without_bcc_keeps_every_other_byte() -> None:
     raw = (b"To: u1@isp.test,\r\n  u2@isp.test\r\nBcc: u3@isp.test,\r\n\tu4@isp.test\r\n"
            b"Subject: x\r\n\r\nBcc: stays\r\n")
     assert without_bcc(raw) == b"To: u1@isp.test,\r\n  u2@isp.test\r\nSubject: x\r\n\r\nBcc: stays\r\n"
+
+
+def test_only_policies_that_decide_on_content_have_the_message_parsed() -> None:
+    """The reference and rewriting policies read no message; dedup, quota and Return-Path ones do."""
+    assert not policy("reference").reads_content
+    assert not policy("leak-bcc").reads_content and not policy("rewrite-message-id").reads_content
+    assert all(policy(name).reads_content for name in ("dedup-message-id", "refuse-duplicate",
+                                                        "drop-over-quota", "return-path-from-header"))
